@@ -1,0 +1,233 @@
+"""The Dynamic-Max-Value ReLU layer (D-ReLU)."""
+
+import math
+import numbers
+
+import keras
+from keras import constraints
+from keras import initializers
+from keras import ops
+from keras import regularizers
+
+from keras_drelu.regularizers import MaxValueRegularizer
+
+GRADIENT_MODES = ("exact", "bpda")
+
+
+def _check_gradient_mode(gradient_mode):
+    if gradient_mode not in GRADIENT_MODES:
+        raise ValueError(
+            f"Argument `gradient_mode` should be one of {GRADIENT_MODES}. "
+            f"Received: gradient_mode={gradient_mode!r}"
+        )
+    return gradient_mode
+
+
+def _check_cap(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"Argument `{name}` should be a non-negative number. "
+            f"Received: {name}={value!r} of type {type(value).__name__}"
+        )
+    if not (value >= 0.0 and math.isfinite(value)):
+        raise ValueError(
+            f"Argument `{name}` should be a finite, non-negative number. "
+            f"Received: {name}={value}"
+        )
+    return float(value)
+
+
+def _get_regularizer(regularizer):
+    # A bare number is shorthand for the paper's penalty `lam * sum(m ** 2)`.
+    if isinstance(regularizer, numbers.Real) and not isinstance(
+        regularizer, bool
+    ):
+        return MaxValueRegularizer(regularizer)
+    try:
+        return regularizers.get(regularizer)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            "Argument `max_value_regularizer` should be a number (the "
+            "`lam` of `MaxValueRegularizer`), a regularizer, its config or "
+            f"its name. Received: max_value_regularizer={regularizer!r}"
+        ) from error
+
+
+def _normalize_shared_axes(shared_axes):
+    if shared_axes is None:
+        return None
+    axes = shared_axes if isinstance(shared_axes, (list, tuple)) else [
+        shared_axes
+    ]
+    for axis in axes:
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise TypeError(
+                "Argument `shared_axes` should be an int or a list of ints. "
+                f"Received: shared_axes={shared_axes!r}"
+            )
+        if axis == 0:
+            raise ValueError(
+                "Argument `shared_axes` cannot contain the batch axis 0. "
+                f"Received: shared_axes={shared_axes!r}"
+            )
+    return [int(axis) for axis in axes]
+
+
+@keras.saving.register_keras_serializable(package="keras_drelu")
+class DReLU(keras.layers.Layer):
+    """Dynamic-Max-Value ReLU: a ReLU with a learnable cap per unit.
+
+    Formula:
+    ```python
+    f(x) = max(0, min(x, m))
+    ```
+    where `m` is a learnable weight with one entry per unit of the last axis
+    (one per channel for convolutional feature maps), initialised high and
+    pushed down during training by `MaxValueRegularizer` (Sooksatra & Rivas,
+    "Dynamic-Max-Value ReLU Functions for Adversarially Robust Machine
+    Learning Models", 2024). The gradient reaches `m` where `x > m`.
+
+    A cap has zero gradient with respect to its input above `m`, which makes
+    gradient attacks stall (gradient masking). `gradient_mode="bpda"` keeps
+    the forward pass and passes the gradient straight through the cap, as a
+    plain ReLU would, so adaptive attacks can see through it; use
+    `keras_drelu.with_gradient_mode` to switch a whole model.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = DReLU(initial_max_value=2.0)
+    >>> keras.ops.convert_to_numpy(layer(np.array([[-1.0, 1.0, 3.0]]))).tolist()
+    [[0.0, 1.0, 2.0]]
+    >>> model = keras.Sequential([
+    ...     keras.Input((784,)),
+    ...     keras.layers.Dense(256),
+    ...     DReLU(max_value_regularizer=1e-3),
+    ...     keras.layers.Dense(10),
+    ... ])
+    >>> tuple(model.layers[1].max_value.shape)
+    (256,)
+
+    Args:
+        initial_max_value: Non-negative float, the value every cap starts
+            at. Defaults to `100.0`.
+        max_value_regularizer: Penalty on the caps: a regularizer, its config
+            or name, or a float `lam` as shorthand for
+            `MaxValueRegularizer(lam)`. Defaults to `None`.
+        max_value_constraint: Constraint on the caps. Defaults to
+            `"non_neg"`, which keeps every cap non-negative; pass `None` to
+            lift it.
+        trainable_max_value: Whether the caps are learned. Defaults to
+            `True`.
+        shared_axes: Axes along which caps are shared, as in
+            `keras.layers.PReLU`: the cap has the input's shape with these
+            axes set to 1. Defaults to `None`, one cap per unit of the last
+            axis, shared over every other axis.
+        gradient_mode: `"exact"` for the true gradient of the capped ReLU, or
+            `"bpda"` for the plain ReLU gradient in the backward pass (the
+            forward pass is unchanged). Defaults to `"exact"`.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+    """
+
+    def __init__(
+        self,
+        initial_max_value=100.0,
+        max_value_regularizer=None,
+        max_value_constraint="non_neg",
+        trainable_max_value=True,
+        shared_axes=None,
+        gradient_mode="exact",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.initial_max_value = _check_cap(
+            "initial_max_value", initial_max_value
+        )
+        self.max_value_regularizer = _get_regularizer(max_value_regularizer)
+        self.max_value_constraint = constraints.get(max_value_constraint)
+        if not isinstance(trainable_max_value, bool):
+            raise TypeError(
+                "Argument `trainable_max_value` should be a bool. Received: "
+                f"trainable_max_value={trainable_max_value!r}"
+            )
+        self.trainable_max_value = trainable_max_value
+        self.shared_axes = _normalize_shared_axes(shared_axes)
+        self.gradient_mode = _check_gradient_mode(gradient_mode)
+
+    def build(self, input_shape):
+        ndim = len(input_shape)
+        if ndim < 2:
+            raise ValueError(
+                f"Layer {self.name} expects inputs of rank >= 2 (a batch of "
+                f"units). Received: input_shape={input_shape}"
+            )
+        if self.shared_axes is None:
+            param_shape = [input_shape[-1]]
+            kept_axes = [ndim - 1]
+        else:
+            shared = set()
+            for axis in self.shared_axes:
+                positive = axis + ndim if axis < 0 else axis
+                if not 1 <= positive < ndim:
+                    raise ValueError(
+                        f"Layer {self.name}: `shared_axes` entry {axis} is "
+                        f"out of range for inputs of rank {ndim}. Received: "
+                        f"shared_axes={self.shared_axes}, "
+                        f"input_shape={input_shape}"
+                    )
+                shared.add(positive)
+            kept_axes = [i for i in range(1, ndim) if i not in shared]
+            param_shape = [
+                1 if i in shared else input_shape[i] for i in range(1, ndim)
+            ]
+        for axis in kept_axes:
+            if input_shape[axis] is None:
+                raise ValueError(
+                    f"Layer {self.name} needs a known size for axis {axis}, "
+                    "which holds one cap per unit; share it with "
+                    f"`shared_axes` or fix its size. Received: "
+                    f"input_shape={input_shape}"
+                )
+        self.max_value = self.add_weight(
+            shape=param_shape,
+            name="max_value",
+            initializer=initializers.Constant(self.initial_max_value),
+            regularizer=self.max_value_regularizer,
+            constraint=self.max_value_constraint,
+            trainable=self.trainable_max_value,
+        )
+        self.input_spec = keras.InputSpec(
+            ndim=ndim, axes={axis: input_shape[axis] for axis in kept_axes}
+        )
+
+    def call(self, inputs):
+        cap = ops.cast(self.max_value, inputs.dtype)
+        capped = ops.maximum(ops.minimum(inputs, cap), 0)
+        if self.gradient_mode == "exact":
+            return capped
+        # Straight-through (BPDA): the forward value is `capped` exactly
+        # (`relu - relu` is 0), the backward pass sees only `relu`.
+        relu = ops.relu(inputs)
+        return ops.stop_gradient(capped) + (relu - ops.stop_gradient(relu))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "initial_max_value": self.initial_max_value,
+                "max_value_regularizer": regularizers.serialize(
+                    self.max_value_regularizer
+                ),
+                "max_value_constraint": constraints.serialize(
+                    self.max_value_constraint
+                ),
+                "trainable_max_value": self.trainable_max_value,
+                "shared_axes": self.shared_axes,
+                "gradient_mode": self.gradient_mode,
+            }
+        )
+        return config

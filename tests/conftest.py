@@ -1,0 +1,31 @@
+"""Shared fixtures: locate ../shared/data, reset Keras between tests."""
+
+import pathlib
+
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data_dir():
+    """`../shared/data` beside the repository root.
+
+    CI always has it. Only a user's clone without it skips, saying why.
+    """
+    if not SHARED_DATA.is_dir():
+        pytest.skip(
+            f"{SHARED_DATA} is missing: the real data sets live beside the "
+            "repository in CI; clone them there to run this test"
+        )
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _clear_keras_session():
+    import keras
+
+    yield
+    keras.backend.clear_session()
