@@ -8,7 +8,10 @@ offers a Keras 3 attack that compiles into a `tf.function`.
 
 import tensorflow as tf
 
-NORMS = ("linf", "l2")
+from keras_drelu.attacks.base import NORMS
+from keras_drelu.attacks.base import Attack
+from keras_drelu.attacks.base import check_positive
+from keras_drelu.attacks.losses import cross_entropy
 
 
 def _check_norm(norm):
@@ -117,3 +120,105 @@ def projected_gradient_descent(
         lambda i, _: i < steps, step, (tf.constant(0), x_adv)
     )
     return tf.stop_gradient(x_adv)
+
+
+class PGD(Attack):
+    """Projected gradient descent on the cross-entropy, with restarts.
+
+    Runs `projected_gradient_descent` on the model's cross-entropy `restarts`
+    times; an input fooled by one restart keeps that adversarial example,
+    the others get the next restart.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> x = np.full((2, 4), 0.5, "float32")
+    >>> attack = PGD(model, eps=0.1, steps=5, seed=0)
+    >>> bool(np.abs(attack.generate(x, np.array([0, 1])) - x).max() <= 0.1 + 1e-6)
+    True
+
+    Args:
+        model: A Keras classifier.
+        eps: Radius of the threat model.
+        steps: Ascent steps per restart. Defaults to `20`.
+        step_size: Length of each step. Defaults to `None`, meaning
+            `2.5 * eps / steps` (Madry et al., 2018).
+        restarts: Number of random restarts. Defaults to `1`.
+        random_init: Whether each restart starts at a random point of the
+            ball. Defaults to `True`.
+        **kwargs: `norm`, `clip_values`, `outputs`, `batch_size`, `seed` as
+            in `Attack`.
+    """
+
+    name = "PGD"
+
+    def __init__(
+        self,
+        model,
+        *,
+        eps,
+        steps=20,
+        step_size=None,
+        restarts=1,
+        random_init=True,
+        **kwargs,
+    ):
+        super().__init__(model, eps=eps, **kwargs)
+        self.steps = check_positive("steps", steps, integer=True)
+        self.step_size = (
+            2.5 * self.eps / self.steps
+            if step_size is None
+            else check_positive("step_size", step_size)
+        )
+        self.restarts = check_positive("restarts", restarts, integer=True)
+        self.random_init = bool(random_init)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            steps=self.steps,
+            step_size=self.step_size,
+            restarts=self.restarts,
+            random_init=self.random_init,
+        )
+        return config
+
+    def _loss(self, x_adv, y):
+        return cross_entropy(self.logits(x_adv), y)
+
+    def _attack_batch(self, x, y):
+        x_best = x
+        fooled = tf.zeros(tf.shape(y), tf.bool)
+        for restart in range(self.restarts):
+            # Same-seeded random ops draw the same numbers: offset each restart.
+            seed = None if self.seed is None else self.seed + restart
+            x_adv = projected_gradient_descent(
+                self._loss,
+                x,
+                y,
+                eps=self.eps,
+                step_size=self.step_size,
+                steps=self.steps,
+                norm=self.norm,
+                random_init=self.random_init,
+                clip_values=self.clip_values,
+                seed=seed,
+            )
+            newly = tf.logical_and(
+                tf.logical_not(fooled), _misclassified(self.logits(x_adv), y)
+            )
+            keep = tf.logical_or(newly, tf.logical_not(fooled))
+            x_best = tf.where(_expand_like(keep, x), x_adv, x_best)
+            fooled = tf.logical_or(fooled, newly)
+        return x_best
+
+
+def _misclassified(logits, y):
+    return tf.not_equal(tf.argmax(logits, axis=1, output_type=tf.int32), y)
+
+
+def _expand_like(mask, x):
+    """`mask` of shape `(batch,)` reshaped to broadcast against `x`."""
+    ones = tf.ones_like(tf.shape(x)[1:])
+    return tf.reshape(mask, tf.concat([tf.shape(mask), ones], 0))

@@ -1,0 +1,336 @@
+"""Auto-PGD (Croce & Hein, 2020): APGD-CE, APGD-DLR and targeted APGD-T."""
+
+import math
+
+import tensorflow as tf
+
+from keras_drelu.attacks.base import Attack
+from keras_drelu.attacks.base import check_positive
+from keras_drelu.attacks.losses import cross_entropy
+from keras_drelu.attacks.losses import dlr
+from keras_drelu.attacks.losses import targeted_dlr
+from keras_drelu.attacks.pgd import _expand_like
+from keras_drelu.attacks.pgd import _misclassified
+from keras_drelu.attacks.pgd import ascent_direction
+from keras_drelu.attacks.pgd import project
+
+LOSSES = ("ce", "dlr")
+
+
+def checkpoints(steps):
+    """The iterations at which APGD may halve its step size.
+
+    Formula:
+    ```python
+    p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)
+    w_j = ceil(p_j * steps)
+    ```
+
+    Example:
+
+    >>> checkpoints(100)
+    [0, 22, 41, 57, 70, 80, 87, 93, 99]
+    """
+    p = [0.0, 0.22]
+    while p[-1] + max(p[-1] - p[-2] - 0.03, 0.06) <= 1.0:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    return sorted({math.ceil(round(pj * steps, 6)) for pj in p})
+
+
+class APGD(Attack):
+    """Auto-PGD: step-size-free PGD with momentum (Croce & Hein, 2020).
+
+    From a random start `x_0` and step `eta = 2 * eps`, each iteration takes
+    ```python
+    z       = P(x_k + eta * sign(grad f(x_k)))
+    x_{k+1} = P(x_k + alpha * (z - x_k) + (1 - alpha) * (x_k - x_{k-1}))
+    ```
+    with momentum `alpha = 0.75` (`alpha = 1` for the first step). At each
+    checkpoint `w_j` (see `checkpoints`) the step size of an input is halved
+    and its iterate reset to its best point when fewer than `rho = 0.75` of
+    the steps since the last checkpoint raised its loss, or when neither its
+    step size nor its best loss changed since then. Each input keeps its
+    first misclassified iterate, else its highest-loss one.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> x = np.full((2, 4), 0.5, "float32")
+    >>> attack = APGD(model, eps=0.1, steps=10, loss="dlr", seed=0)
+    >>> attack.name
+    'APGD-DLR'
+    >>> bool(np.abs(attack.generate(x, np.array([0, 1])) - x).max() <= 0.1 + 1e-6)
+    True
+
+    Args:
+        model: A Keras classifier.
+        eps: Radius of the threat model.
+        loss: `"ce"` (cross-entropy) or `"dlr"` (needs logits and at least
+            3 classes). Defaults to `"ce"`.
+        steps: Iterations per restart. Defaults to `100`.
+        restarts: Random restarts, each run on the inputs not yet fooled.
+            Defaults to `1`.
+        rho: Fraction of loss-raising steps below which the step size is
+            halved. Defaults to `0.75`.
+        momentum: `alpha` above. Defaults to `0.75`.
+        **kwargs: `norm`, `clip_values`, `outputs`, `batch_size`, `seed` as
+            in `Attack`.
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        eps,
+        loss="ce",
+        steps=100,
+        restarts=1,
+        rho=0.75,
+        momentum=0.75,
+        **kwargs,
+    ):
+        super().__init__(model, eps=eps, **kwargs)
+        if loss not in LOSSES:
+            raise ValueError(
+                f"Argument `loss` should be one of {LOSSES}. Received: loss={loss!r}"
+            )
+        self.loss = loss
+        self.steps = check_positive("steps", steps, integer=True)
+        self.restarts = check_positive("restarts", restarts, integer=True)
+        self.rho = _check_fraction("rho", rho)
+        self.momentum = _check_fraction("momentum", momentum)
+        self._rng = (
+            tf.random.Generator.from_non_deterministic_state()
+            if self.seed is None
+            else tf.random.Generator.from_seed(self.seed)
+        )
+
+    @property
+    def name(self):
+        return f"APGD-{self.loss.upper()}"
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            loss=self.loss,
+            steps=self.steps,
+            restarts=self.restarts,
+            rho=self.rho,
+            momentum=self.momentum,
+        )
+        return config
+
+    def _loss_fn(self, logits, y, target):
+        if self.loss == "ce":
+            return cross_entropy(logits, y)
+        return dlr(logits, y)
+
+    def _targets(self, x, y):
+        return y[None]
+
+    def _attack_batch(self, x, y):
+        targets = self._targets(x, y)
+        runs = tf.shape(targets)[0] * self.restarts
+
+        # One compiled loop over (target, restart) runs keeps the graph, and
+        # its tracing time, the size of a single run.
+        def body(r, x_best_adv, fooled):
+            x_adv = self._run(x, y, targets[r // self.restarts])
+            wrong = _misclassified(self.logits(x_adv), y)
+            # Unfooled inputs carry the latest run's best-loss point.
+            keep = _expand_like(tf.logical_not(fooled), x)
+            return (
+                r + 1,
+                tf.where(keep, x_adv, x_best_adv),
+                tf.logical_or(fooled, wrong),
+            )
+
+        _, x_best_adv, _ = tf.while_loop(
+            lambda r, *_: r < runs,
+            body,
+            (tf.constant(0), x, tf.zeros(tf.shape(y), tf.bool)),
+        )
+        return x_best_adv
+
+    def _random_start(self, x):
+        if self.norm == "linf":
+            t = self._rng.uniform(tf.shape(x), -1.0, 1.0)
+            axes = tf.range(1, tf.rank(x))
+            scale = tf.reduce_max(tf.abs(t), axis=axes, keepdims=True)
+            return self.eps * t / tf.maximum(scale, 1e-12)
+        t = self._rng.normal(tf.shape(x))
+        return project(t * 1e6, self.eps, "l2")
+
+    def _loss_and_grad(self, x_adv, y, target):
+        with tf.GradientTape() as tape:
+            tape.watch(x_adv)
+            logits = self.logits(x_adv)
+            loss = self._loss_fn(logits, y, target)
+        grad = tape.gradient(
+            loss, x_adv, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+        return loss, grad, _misclassified(logits, y)
+
+    def _run(self, x, y, target):
+        low, high = self.clip_values
+        eps = self.eps
+
+        def clip(z):
+            return tf.clip_by_value(x + project(z - x, eps, self.norm), low, high)
+
+        marks = checkpoints(self.steps)[1:]
+        is_checkpoint = tf.scatter_nd(
+            [[m - 1] for m in marks],
+            tf.ones([len(marks)], tf.bool),
+            [self.steps],
+        )
+        lengths = [marks[0]] + [b - a for a, b in zip(marks, marks[1:])]
+        window = tf.scatter_nd(
+            [[m - 1] for m in marks],
+            tf.constant(lengths, tf.float32),
+            [self.steps],
+        )
+
+        x_adv = clip(x + self._random_start(x))
+        loss, grad, wrong = self._loss_and_grad(x_adv, y, target)
+        batch = tf.shape(y)
+        state = dict(
+            x_adv=x_adv,
+            x_prev=x_adv,
+            grad=grad,
+            loss=loss,
+            step=tf.fill(batch, 2.0 * eps),
+            x_best=x_adv,
+            grad_best=grad,
+            loss_best=loss,
+            x_best_adv=tf.where(_expand_like(wrong, x), x_adv, x),
+            fooled=wrong,
+            increases=tf.zeros(batch),
+            loss_best_last_check=loss,
+            reduced_last_check=tf.ones(batch, tf.bool),
+        )
+
+        def body(i, s):
+            alpha = tf.where(i > 0, self.momentum, 1.0)
+            step = _expand_like(s["step"], x)
+            z = clip(s["x_adv"] + step * ascent_direction(s["grad"], self.norm))
+            x_new = clip(
+                s["x_adv"]
+                + alpha * (z - s["x_adv"])
+                + (1.0 - alpha) * (s["x_adv"] - s["x_prev"])
+            )
+            loss, grad, wrong = self._loss_and_grad(x_new, y, target)
+            first_wrong = tf.logical_and(wrong, tf.logical_not(s["fooled"]))
+            x_best_adv = tf.where(
+                _expand_like(first_wrong, x), x_new, s["x_best_adv"]
+            )
+            improved = loss > s["loss_best"]
+            x_best = tf.where(_expand_like(improved, x), x_new, s["x_best"])
+            grad_best = tf.where(_expand_like(improved, x), grad, s["grad_best"])
+            loss_best = tf.where(improved, loss, s["loss_best"])
+            increases = s["increases"] + tf.cast(loss > s["loss"], tf.float32)
+
+            at_check = is_checkpoint[i]
+            oscillating = increases <= self.rho * window[i]
+            stalled = tf.logical_and(
+                tf.logical_not(s["reduced_last_check"]),
+                s["loss_best_last_check"] >= loss_best,
+            )
+            reduce = tf.logical_and(at_check, tf.logical_or(oscillating, stalled))
+            reduce_x = _expand_like(reduce, x)
+            return i + 1, dict(
+                x_adv=tf.where(reduce_x, x_best, x_new),
+                x_prev=s["x_adv"],
+                grad=tf.where(reduce_x, grad_best, grad),
+                loss=loss,
+                step=tf.where(reduce, s["step"] / 2.0, s["step"]),
+                x_best=x_best,
+                grad_best=grad_best,
+                loss_best=loss_best,
+                x_best_adv=x_best_adv,
+                fooled=tf.logical_or(s["fooled"], wrong),
+                increases=tf.where(at_check, 0.0, increases),
+                loss_best_last_check=tf.where(
+                    at_check, loss_best, s["loss_best_last_check"]
+                ),
+                reduced_last_check=tf.where(
+                    at_check, reduce, s["reduced_last_check"]
+                ),
+            )
+
+        _, state = tf.while_loop(
+            lambda i, _: i < self.steps, body, (tf.constant(0), state)
+        )
+        fooled_x = _expand_like(state["fooled"], x)
+        return tf.stop_gradient(
+            tf.where(fooled_x, state["x_best_adv"], state["x_best"])
+        )
+
+
+class APGDT(APGD):
+    """Targeted APGD on the targeted DLR loss (APGD-T, Croce & Hein, 2020).
+
+    Runs APGD once per target class: the classes with the 2nd to
+    `n_target_classes + 1`-th highest clean logit, each on the inputs not
+    yet misclassified; success is any misclassification.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5)])
+    >>> x = np.full((2, 4), 0.5, "float32")
+    >>> attack = APGDT(model, eps=0.1, steps=5, n_target_classes=2, seed=0)
+    >>> attack.generate(x, np.array([0, 1])).shape
+    (2, 4)
+
+    Args:
+        model: A Keras classifier with at least 4 classes.
+        eps: Radius of the threat model.
+        n_target_classes: Number of target classes. Defaults to `9`.
+        steps: Iterations per target class. Defaults to `100`.
+        **kwargs: `restarts`, `rho`, `momentum` as in `APGD`; `norm`,
+            `clip_values`, `outputs`, `batch_size`, `seed` as in `Attack`.
+    """
+
+    def __init__(self, model, *, eps, n_target_classes=9, steps=100, **kwargs):
+        kwargs.pop("loss", None)
+        super().__init__(model, eps=eps, loss="dlr", steps=steps, **kwargs)
+        self.n_target_classes = check_positive(
+            "n_target_classes", n_target_classes, integer=True
+        )
+
+    @property
+    def name(self):
+        return "APGD-T"
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("loss")
+        config["n_target_classes"] = self.n_target_classes
+        return config
+
+    def _loss_fn(self, logits, y, target):
+        return targeted_dlr(logits, y, target)
+
+    def _targets(self, x, y):
+        logits = self.logits(x)
+        classes = logits.shape[-1]
+        if classes is not None and classes < 4:
+            raise ValueError(
+                "APGD-T needs a model with at least 4 classes. Received: "
+                f"{classes} classes"
+            )
+        n = self.n_target_classes if classes is None else min(
+            self.n_target_classes, classes - 1
+        )
+        order = tf.argsort(logits, axis=1, direction="DESCENDING")
+        return tf.transpose(order[:, 1 : n + 1])
+
+
+def _check_fraction(name, value):
+    if isinstance(value, bool) or not 0.0 < value <= 1.0:
+        raise ValueError(
+            f"Argument `{name}` should be in (0, 1]. Received: {name}={value!r}"
+        )
+    return float(value)

@@ -1,0 +1,206 @@
+"""The `Attack` base class: a uniform constructor and batched `generate`."""
+
+import numbers
+
+import numpy as np
+import tensorflow as tf
+
+NORMS = ("linf", "l2")
+OUTPUTS = ("auto", "logits", "probabilities")
+
+
+def check_positive(name, value, integer=False):
+    """Returns `value` if it is a positive number (an int if `integer`)."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+        article = "a positive int" if integer else "a positive number"
+        raise ValueError(
+            f"Argument `{name}` should be {article}. Received: {name}={value!r}"
+        )
+    return int(value) if integer else float(value)
+
+
+def _check_clip_values(clip_values):
+    try:
+        low, high = (float(v) for v in clip_values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            "Argument `clip_values` should be a pair `(low, high)` of numbers. "
+            f"Received: clip_values={clip_values!r}"
+        ) from error
+    if not low < high:
+        raise ValueError(
+            "Argument `clip_values` should satisfy low < high. Received: "
+            f"clip_values={clip_values!r}"
+        )
+    return low, high
+
+
+def looks_like_probabilities(outputs):
+    """Whether every row of `outputs` is non-negative and sums to one."""
+    outputs = np.asarray(outputs)
+    return bool(
+        outputs.ndim == 2
+        and np.all(outputs >= 0.0)
+        and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3)
+    )
+
+
+class Attack:
+    """Base class of every attack: numpy in, numpy out, graph-compiled.
+
+    A subclass implements `_attack_batch(x, y)` in TensorFlow; the base class
+    batches the inputs, compiles that method with `tf.function` (one trace
+    per batch shape) and checks that the result respects the threat model.
+    `self.logits(x)` gives the model's logits; a model that outputs
+    probabilities is attacked through their logarithm, which has the same
+    softmax, so cross-entropy, DLR and margin losses are unchanged.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from keras_drelu.attacks import FGSM
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> x = np.full((2, 4), 0.5, "float32")
+    >>> x_adv = FGSM(model, eps=0.1).generate(x, np.array([0, 1]))
+    >>> float(np.abs(x_adv - x).max()) <= 0.1 + 1e-6
+    True
+
+    Args:
+        model: A Keras classifier, called as `model(x, training=False)`.
+        eps: Radius of the threat model (the `norm` ball around each input).
+        norm: `"linf"` or `"l2"`. Defaults to `"linf"`.
+        clip_values: `(low, high)` range of valid inputs. Defaults to
+            `(0.0, 1.0)`.
+        outputs: `"logits"`, `"probabilities"` or `"auto"`, which decides
+            from the first batch (rows that are non-negative and sum to one
+            are probabilities). Defaults to `"auto"`.
+        batch_size: Number of inputs attacked at once. Defaults to `256`.
+        seed: Optional int seed of the attack's randomness.
+    """
+
+    name = "Attack"
+    gradient_free = False
+
+    def __init__(
+        self,
+        model,
+        *,
+        eps,
+        norm="linf",
+        clip_values=(0.0, 1.0),
+        outputs="auto",
+        batch_size=256,
+        seed=None,
+    ):
+        if not callable(model):
+            raise TypeError(
+                "Argument `model` should be a callable Keras model. Received: "
+                f"model={model!r}"
+            )
+        if norm not in NORMS:
+            raise ValueError(
+                f"Argument `norm` should be one of {NORMS}. Received: "
+                f"norm={norm!r}"
+            )
+        if outputs not in OUTPUTS:
+            raise ValueError(
+                f"Argument `outputs` should be one of {OUTPUTS}. Received: "
+                f"outputs={outputs!r}"
+            )
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+        ):
+            raise ValueError(
+                f"Argument `seed` should be an int or None. Received: seed={seed!r}"
+            )
+        self.model = model
+        self.eps = check_positive("eps", eps)
+        self.norm = norm
+        self.clip_values = _check_clip_values(clip_values)
+        self.outputs = outputs
+        self.batch_size = check_positive("batch_size", batch_size, integer=True)
+        self.seed = seed
+        self._compiled = tf.function(self._attack_batch, reduce_retracing=True)
+
+    def get_config(self):
+        """The constructor arguments other than `model`."""
+        return {
+            "eps": self.eps,
+            "norm": self.norm,
+            "clip_values": self.clip_values,
+            "outputs": self.outputs,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+        }
+
+    def clone(self, model):
+        """The same attack, with the same settings, on another `model`."""
+        return type(self)(model, **self.get_config())
+
+    @property
+    def threat_model(self):
+        """`(norm, eps)`: the ball the adversarial examples lie in."""
+        return (self.norm, self.eps)
+
+    def __repr__(self):
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({settings})"
+
+    def logits(self, x):
+        """The model's logits (log-probabilities for a softmax model)."""
+        outputs = self.model(x, training=False)
+        if self.outputs == "probabilities":
+            return tf.math.log(tf.maximum(outputs, 1e-30))
+        return outputs
+
+    def _resolve_outputs(self, x):
+        if self.outputs == "auto":
+            sample = self.model(x[: self.batch_size], training=False)
+            self.outputs = (
+                "probabilities"
+                if looks_like_probabilities(np.asarray(sample))
+                else "logits"
+            )
+
+    def generate(self, x, y):
+        """Adversarial examples for inputs `x` with integer labels `y`.
+
+        Args:
+            x: Numpy array of inputs within `clip_values`.
+            y: Numpy array of integer labels, one per input.
+
+        Returns:
+            A float32 numpy array shaped like `x`, every row within `eps` of
+            the clean row in `norm` and within `clip_values`.
+        """
+        x = np.asarray(x, dtype="float32")
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(x):
+            raise ValueError(
+                "Argument `y` should hold one integer label per input. "
+                f"Received: y.shape={y.shape} for x.shape={x.shape}"
+            )
+        low, high = self.clip_values
+        if x.size and (x.min() < low - 1e-6 or x.max() > high + 1e-6):
+            raise ValueError(
+                f"Inputs should lie within clip_values={self.clip_values}. "
+                f"Received: x in [{x.min()}, {x.max()}]"
+            )
+        if not len(x):
+            return x.copy()
+        self._resolve_outputs(x)
+        y = y.astype("int32")
+        batches = [
+            self._compiled(
+                tf.constant(x[i : i + self.batch_size]),
+                tf.constant(y[i : i + self.batch_size]),
+            ).numpy()
+            for i in range(0, len(x), self.batch_size)
+        ]
+        return np.concatenate(batches)
+
+    def _attack_batch(self, x, y):
+        raise NotImplementedError(
+            f"{type(self).__name__} should implement `_attack_batch`."
+        )
