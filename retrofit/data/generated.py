@@ -29,7 +29,8 @@ def mix_generated(
     Example:
 
     >>> import pathlib, tempfile
-    >>>     >>> from retrofit.data import digits
+    >>> import numpy as np
+    >>> from retrofit.data import digits
     >>> splits = digits(image_size=8, batch_size=10)
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "generated.npz"
     >>> np.savez(path, image=np.zeros((50, 8, 8, 1), np.uint8),

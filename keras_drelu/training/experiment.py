@@ -1,0 +1,413 @@
+"""One call to train a classifier with a named recipe, and repeated runs."""
+
+import numbers
+import os
+
+import keras
+import tensorflow as tf
+
+from keras_drelu.layers.drelu import DReLU
+from keras_drelu.training.adversarial import AdversarialTraining
+from keras_drelu.training.adversarial import FastAdversarialTraining
+from keras_drelu.training.callbacks import paper_callbacks
+from keras_drelu.training.callbacks import paper_optimizer
+from keras_drelu.training.strategy import get_strategy
+from keras_drelu.training.trades import TRADES
+
+RECIPES = ("standard", "drelu", "pgd-at", "fgsm-at", "trades")
+ADVERSARIAL_RECIPES = ("pgd-at", "fgsm-at", "trades")
+
+
+def _check_recipe_arguments(recipe, natural_epochs, **attack):
+    if recipe not in RECIPES:
+        raise ValueError(
+            f"Argument `recipe` should be one of {RECIPES}. "
+            f"Received: recipe={recipe!r}"
+        )
+    if (
+        isinstance(natural_epochs, bool)
+        or not isinstance(natural_epochs, numbers.Integral)
+        or natural_epochs < 0
+    ):
+        raise ValueError(
+            "Argument `natural_epochs` should be a non-negative integer. "
+            f"Received: natural_epochs={natural_epochs!r}"
+        )
+    adversarial = recipe in ADVERSARIAL_RECIPES
+    if adversarial and attack["eps"] is None:
+        raise ValueError(
+            f"recipe={recipe!r} needs the attack radius `eps`, such as 0.3 "
+            "for MNIST or 8/255 for CIFAR. Received: eps=None"
+        )
+    applies = {
+        "eps": adversarial,
+        "step_size": adversarial,
+        "norm": adversarial,
+        "attack_steps": recipe in ("pgd-at", "trades"),
+        "beta": recipe == "trades",
+        "natural_epochs": adversarial,
+    }
+    attack["natural_epochs"] = natural_epochs or None
+    for name, value in attack.items():
+        if value is not None and not applies[name]:
+            raise ValueError(
+                f"Argument `{name}` does not apply to recipe={recipe!r}. "
+                f"Received: {name}={value!r}"
+            )
+
+
+def _build_classifier(model, strategy):
+    if isinstance(model, keras.Model):
+        classifier = model
+    elif callable(model):
+        classifier = model()
+        if not isinstance(classifier, keras.Model):
+            raise ValueError(
+                "The model function should return a `keras.Model`. Received: "
+                f"{type(classifier).__name__}"
+            )
+    else:
+        raise ValueError(
+            "Argument `model` should be a `keras.Model` or a function building "
+            f"one. Received: model of type {type(model).__name__}"
+        )
+    outside = [
+        v.path for v in classifier.variables
+        if not strategy.extended.variable_created_in_scope(v.value)
+    ]
+    if outside:
+        raise ValueError(
+            "The model was built outside the strategy's scope (e.g. variable "
+            f"{outside[0]!r}): pass a function that builds it instead, so that "
+            "`train` can call it inside `strategy.scope()`"
+        )
+    return classifier
+
+
+def _last_layer(model):
+    layer = model
+    while getattr(layer, "layers", None):
+        layer = layer.layers[-1]
+    return layer
+
+
+def _outputs_logits(model):
+    layer = _last_layer(model)
+    if isinstance(layer, keras.layers.Softmax):
+        return False
+    return getattr(layer, "activation", None) is not keras.activations.softmax
+
+
+def _has_regularized_caps(layer):
+    for child in getattr(layer, "layers", []):
+        if isinstance(child, DReLU):
+            if child.max_value_regularizer is not None:
+                return True
+        elif _has_regularized_caps(child):
+            return True
+    return False
+
+
+def _new_optimizer(optimizer):
+    if optimizer is None:
+        return paper_optimizer()
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        # A fresh copy: each training phase starts with new moments.
+        return optimizer.__class__.from_config(optimizer.get_config())
+    return keras.optimizers.get(optimizer)
+
+
+def _concatenate(first, second):
+    history = keras.callbacks.History()
+    history.history = {
+        key: first.history.get(key, []) + second.history.get(key, [])
+        for key in {**first.history, **second.history}
+    }
+    offset = max(first.epoch, default=-1) + 1
+    history.epoch = first.epoch + [offset + epoch for epoch in second.epoch]
+    history.params = second.params
+    return history
+
+
+def train(
+    model,
+    train_data,
+    validation_data=None,
+    *,
+    recipe="standard",
+    epochs,
+    eps=None,
+    step_size=None,
+    attack_steps=None,
+    norm=None,
+    beta=None,
+    natural_epochs=0,
+    from_logits=None,
+    optimizer=None,
+    metrics=("accuracy",),
+    backup_dir=None,
+    callbacks=None,
+    default_callbacks=True,
+    strategy=None,
+    seed=None,
+    verbose="auto",
+):
+    """Trains a Keras classifier with a named recipe and the paper's setup.
+
+    Recipes:
+    - `"standard"`: natural training on the compiled cross-entropy.
+    - `"drelu"`: the same, since the D-ReLU cap penalty comes from the
+      `DReLU` layers' `max_value_regularizer`; it first checks that the
+      model has at least one such regularized cap.
+    - `"pgd-at"`: `AdversarialTraining` (Madry et al.), `attack_steps`
+      (default 10) PGD steps of `step_size` (default `2.5 * eps / steps`).
+    - `"fgsm-at"`: `FastAdversarialTraining` (Wong et al. 2020), one step of
+      `1.25 * eps` from a random start.
+    - `"trades"`: `TRADES` with `beta` (default 6; the paper uses 1 and 6).
+
+    The paper's schedule for adversarial training, "retrain for 10 epochs
+    after natural training", is `natural_epochs=N, epochs=10`: natural
+    training with early stopping, then `epochs` of the recipe with a fresh
+    optimizer. With `backup_dir`, a killed run resumes in the phase and
+    epoch it stopped at.
+
+    By default the optimizer is Adam with learning rate `1e-3` and the
+    callbacks are `paper_callbacks(backup_dir)` (plateau halving, early
+    stopping with best weights, NaN guard, backup), watching `val_loss`, or
+    `loss` without validation data; `callbacks` are appended to them.
+
+    With a distribution strategy, variables must be created inside its
+    scope: pass `model` as a function that builds the classifier, which
+    `train` calls inside `strategy.scope()` (after seeding). A model built
+    outside the scope is refused with a clear error.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> from keras_drelu import DReLU
+    >>> def build():
+    ...     return keras.Sequential([
+    ...         keras.Input((4,)),
+    ...         keras.layers.Dense(8),
+    ...         DReLU(max_value_regularizer=1e-3),
+    ...         keras.layers.Dense(3, activation="softmax"),
+    ...     ])
+    >>> x = np.random.default_rng(0).uniform(size=(32, 4)).astype("float32")
+    >>> data = tf.data.Dataset.from_tensor_slices((x, np.arange(32) % 3))
+    >>> history = train(build, data.batch(8), data.batch(8), recipe="trades",
+    ...                 epochs=2, eps=0.1, attack_steps=2, beta=1.0, seed=0,
+    ...                 verbose=0)
+    >>> history.epoch, type(history.model).__name__
+    ([0, 1], 'Sequential')
+
+    Args:
+        model: The classifier, a `keras.Model` mapping images in `[0, 1]`
+            to class probabilities or logits, or a function without
+            arguments that builds it (needed with a distribution strategy).
+        train_data: Training data as `fit` takes it, such as a batched
+            `tf.data.Dataset` of `(image, label)` with integer labels.
+        validation_data: Optional validation data, as `fit` takes it.
+            Defaults to `None`.
+        recipe: One of `RECIPES`. Defaults to `"standard"`.
+        epochs: Maximum number of epochs of the recipe.
+        eps: Attack radius; required by the adversarial recipes.
+        step_size: Attack step length. Defaults to the recipe's default.
+        attack_steps: PGD steps of `"pgd-at"` and `"trades"`. Defaults to
+            `10`.
+        norm: `"linf"` or `"l2"` for adversarial recipes. Defaults to
+            `"linf"`.
+        beta: TRADES trade-off. Defaults to `6.0` for `"trades"`.
+        natural_epochs: Epochs of natural training before an adversarial
+            recipe. Defaults to `0`.
+        from_logits: Whether the classifier outputs logits. Defaults to
+            `None`: logits unless its last layer applies a softmax.
+        optimizer: An optimizer, its name or config; each phase gets a fresh
+            copy. Defaults to `None`, Adam with learning rate `1e-3`.
+        metrics: Metrics to compile with. Defaults to `("accuracy",)`.
+        backup_dir: Directory of the `BackupAndRestore` checkpoints, so
+            that a killed run resumes. Defaults to `None`.
+        callbacks: Further callbacks, run after the default ones. Defaults
+            to `None`.
+        default_callbacks: Whether to use `paper_callbacks`; `False` keeps
+            only `callbacks` (and the backup, given `backup_dir`). Defaults
+            to `True`.
+        strategy: A `tf.distribute.Strategy` or a name of `get_strategy`.
+            Defaults to `None`, no distribution.
+        seed: Integer passed to `keras.utils.set_random_seed` before the
+            model is built. Defaults to `None`, not seeded.
+        verbose: As in `fit`. Defaults to `"auto"`.
+
+    Returns:
+        The `keras.callbacks.History` of the run (both phases with
+        `natural_epochs`, numbered in order); its `model` is the trained
+        classifier, never a recipe wrapper, ready to save or export.
+    """
+    _check_recipe_arguments(
+        recipe, natural_epochs, eps=eps, step_size=step_size,
+        attack_steps=attack_steps, norm=norm, beta=beta,
+    )
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    strategy = get_strategy("none" if strategy is None else strategy)
+    with strategy.scope():
+        classifier = _build_classifier(model, strategy)
+    if from_logits is None:
+        from_logits = _outputs_logits(classifier)
+    if recipe == "drelu" and not _has_regularized_caps(classifier):
+        raise ValueError(
+            "recipe='drelu' needs a model with at least one DReLU layer with "
+            "a `max_value_regularizer`; found none (use recipe='standard' "
+            "to train without cap penalty)"
+        )
+    monitor = "loss" if validation_data is None else "val_loss"
+
+    def fit(trainer, loss, phase_epochs, phase_backup_dir):
+        with strategy.scope():
+            trainer.compile(
+                optimizer=_new_optimizer(optimizer), loss=loss,
+                metrics=list(metrics),
+            )
+        if default_callbacks:
+            phase_callbacks = paper_callbacks(phase_backup_dir, monitor)
+        elif phase_backup_dir is not None:
+            phase_callbacks = [
+                keras.callbacks.BackupAndRestore(str(phase_backup_dir))
+            ]
+        else:
+            phase_callbacks = []
+        return trainer.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=phase_epochs,
+            callbacks=phase_callbacks + list(callbacks or []),
+            verbose=verbose,
+            # A dataset shuffles itself; Keras warns when asked again.
+            shuffle=not isinstance(train_data, tf.data.Dataset),
+        )
+
+    natural_loss = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=from_logits
+    )
+    if recipe not in ADVERSARIAL_RECIPES:
+        history = fit(classifier, natural_loss, epochs, backup_dir)
+        history.set_model(classifier)
+        return history
+
+    natural_history = None
+    marker = None
+    if natural_epochs:
+        # Marks a finished natural phase, for a resumed run to skip it.
+        marker = backup_dir and os.path.join(
+            backup_dir, "natural-phase.weights.h5"
+        )
+        if marker and os.path.exists(marker):
+            classifier.load_weights(marker)
+        else:
+            natural_history = fit(
+                classifier, natural_loss, natural_epochs,
+                backup_dir and os.path.join(backup_dir, "natural"),
+            )
+            if marker:
+                classifier.save_weights(marker)
+    attack = {"eps": eps, "norm": norm or "linf", "from_logits": from_logits}
+    if step_size is not None:
+        attack["step_size"] = step_size
+    with strategy.scope():
+        if recipe == "fgsm-at":
+            trainer = FastAdversarialTraining(classifier, **attack)
+        elif recipe == "pgd-at":
+            trainer = AdversarialTraining(
+                classifier, steps=attack_steps or 10, **attack
+            )
+        else:
+            trainer = TRADES(
+                classifier, beta=6.0 if beta is None else beta,
+                steps=attack_steps or 10, **attack,
+            )
+    history = fit(
+        trainer, None, epochs,
+        backup_dir and (
+            os.path.join(backup_dir, recipe) if natural_epochs else backup_dir
+        ),
+    )
+    if marker and os.path.exists(marker):
+        os.remove(marker)
+    if natural_history is not None:
+        history = _concatenate(natural_history, history)
+    history.set_model(classifier)
+    return history
+
+
+def train_repeated(
+    model_fn, train_data, validation_data=None, *, seeds=(0, 1, 2),
+    backup_dir=None, **kwargs,
+):
+    """Trains one fresh classifier per seed, as the paper averages three.
+
+    Each run calls `keras.utils.set_random_seed(seed)` and then `model_fn`,
+    so initial weights and attack random starts differ between runs and
+    repeat exactly across sessions. The data pipeline keeps its own seed.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> def build():
+    ...     return keras.Sequential([
+    ...         keras.Input((4,)), keras.layers.Dense(3, activation="softmax")
+    ...     ])
+    >>> x = np.random.default_rng(0).uniform(size=(16, 4)).astype("float32")
+    >>> data = tf.data.Dataset.from_tensor_slices((x, np.arange(16) % 3))
+    >>> histories = train_repeated(build, data.batch(8), seeds=(0, 1),
+    ...                            epochs=1, verbose=0)
+    >>> len(histories), histories[0].model is histories[1].model
+    (2, False)
+
+    Args:
+        model_fn: Function without arguments building a fresh classifier.
+        train_data: Training data, as for `train`.
+        validation_data: Validation data, as for `train`. Defaults to
+            `None`.
+        seeds: Distinct integer seeds, one run each. Defaults to
+            `(0, 1, 2)`.
+        backup_dir: Optional directory; run `s` backs up to
+            `<backup_dir>/seed-<s>`. Defaults to `None`.
+        **kwargs: Other arguments of `train`, such as `recipe` and
+            `epochs`.
+
+    Returns:
+        The list of `History` objects, in the order of `seeds`; each
+        `history.model` is that run's trained classifier.
+    """
+    if isinstance(model_fn, keras.Model) or not callable(model_fn):
+        raise ValueError(
+            "Argument `model_fn` should be a function building a fresh "
+            f"classifier. Received: {type(model_fn).__name__}"
+        )
+    seeds = list(seeds)
+    if (
+        not seeds
+        or len(set(seeds)) != len(seeds)
+        or not all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool)
+            for s in seeds
+        )
+    ):
+        raise ValueError(
+            "Argument `seeds` should be a non-empty list of distinct "
+            f"integers. Received: seeds={seeds!r}"
+        )
+    if "seed" in kwargs:
+        raise ValueError(
+            "Pass `seeds` to train_repeated, not `seed`. "
+            f"Received: seed={kwargs['seed']!r}"
+        )
+    return [
+        train(
+            model_fn, train_data, validation_data, seed=seed,
+            backup_dir=backup_dir and os.path.join(backup_dir, f"seed-{seed}"),
+            **kwargs,
+        )
+        for seed in seeds
+    ]

@@ -1,0 +1,64 @@
+"""Picking a `tf.distribute` strategy by name."""
+
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "none")
+
+
+def get_strategy(strategy="auto"):
+    """A `tf.distribute.Strategy` from a name (or the strategy itself).
+
+    - `"auto"`: `MirroredStrategy` over all GPUs when there are several,
+      else the default (no-op) strategy. TPUs are used only when asked for.
+    - `"mirrored"`: `MirroredStrategy` over every local GPU (the CPU when
+      there is none).
+    - `"multi_worker"`: `MultiWorkerMirroredStrategy`, configured by the
+      `TF_CONFIG` environment variable of each worker.
+    - `"tpu"`: `TPUStrategy` on the TPU found by `TPUClusterResolver`
+      (such as a Cloud TPU VM), after initialising the TPU system.
+    - `"none"`: the default strategy, which distributes nothing.
+
+    The model (and its optimizer) must be created inside
+    `strategy.scope()`; `keras_drelu.training.train` does that when given a
+    function that builds the model.
+
+    Example:
+
+    >>> get_strategy("none").num_replicas_in_sync
+    1
+
+    Args:
+        strategy: One of the names above, or a `tf.distribute.Strategy`,
+            returned as is. Defaults to `"auto"`.
+
+    Returns:
+        A `tf.distribute.Strategy`.
+    """
+    if isinstance(strategy, tf.distribute.Strategy):
+        return strategy
+    if strategy not in STRATEGIES:
+        raise ValueError(
+            f"Argument `strategy` should be one of {STRATEGIES} or a "
+            f"`tf.distribute.Strategy`. Received: strategy={strategy!r}"
+        )
+    if strategy == "auto":
+        if len(tf.config.list_logical_devices("GPU")) > 1:
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.get_strategy()
+    if strategy == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if strategy == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError(
+                "strategy='multi_worker' needs the TF_CONFIG environment "
+                "variable describing the cluster and this worker's task"
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if strategy == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    return tf.distribute.get_strategy()
