@@ -29,3 +29,30 @@ def _clear_keras_session():
 
     yield
     keras.backend.clear_session()
+
+
+@pytest.fixture
+def run_python():
+    """Runs a Python snippet in a fresh interpreter; returns its stdout.
+
+    The snippet fails the test with its stderr if it exits non-zero.
+    """
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    def run(code, env=None, cwd=None, timeout=300):
+        full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+        result = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            cwd=cwd,
+            timeout=timeout,
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+        return result.stdout
+
+    return run

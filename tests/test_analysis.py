@@ -87,6 +87,16 @@ class TestPerturbationGrowth:
         assert growth.layer_names == ("hidden", "out")
         assert growth.num_examples == 5
 
+    def test_single_layer(self):
+        x = RNG.uniform(size=(4, 3)).astype("float32")
+        full = perturbation_growth(two_layer_net(), x, x + 0.1)
+        hidden_only = perturbation_growth(
+            two_layer_net(), x, x + 0.1, layers=["hidden"]
+        )
+        assert hidden_only.layer_names == ("hidden",)
+        np.testing.assert_allclose(hidden_only.linf, full.linf[:1])
+        np.testing.assert_allclose(hidden_only.l2, full.l2[:1])
+
     def test_cap_bounds_the_capped_layer(self):
         inputs = keras.Input((3,))
         hidden = keras.layers.Dense(8, name="dense")(inputs)
@@ -170,6 +180,14 @@ class TestLogitsModel:
             rtol=1e-5,
             atol=1e-6,
         )
+
+    def test_rejects_two_outputs(self):
+        inputs = keras.Input((3,))
+        model = keras.Model(
+            inputs, [keras.layers.Dense(2)(inputs), keras.layers.Dense(2)(inputs)]
+        )
+        with pytest.raises(ValueError, match="with 2 outputs"):
+            logits_model(model)
 
     def test_keeps_logits_model(self):
         model = two_layer_net()

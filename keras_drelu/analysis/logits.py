@@ -60,6 +60,11 @@ def logits_model(model):
         A `keras.Model` whose output is the logits of `model`.
     """
     inputs = _check_graph_model(model, "`logits_model`")
+    if len(model.outputs) != 1:
+        raise ValueError(
+            "This tool needs a classifier with a single output. Received: "
+            f"model {model.name!r} with {len(model.outputs)} outputs"
+        )
     last = model.layers[-1]
     if isinstance(last, keras.layers.Softmax) or (
         isinstance(last, keras.layers.Activation)

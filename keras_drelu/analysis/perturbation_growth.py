@@ -132,9 +132,15 @@ def perturbation_growth(model, x, x_adv, layers=None, batch_size=256):
     probe = keras.Model(inputs, [_layer_output(layer) for layer in chosen])
     linf = np.zeros(len(chosen))
     l2 = np.zeros(len(chosen))
+
+    def run(inputs):
+        outputs = probe(inputs, training=False)
+        # A model with one output returns the tensor itself, not a list.
+        return [outputs] if len(chosen) == 1 else outputs
+
     for start in range(0, len(x), batch_size):
-        clean = probe(x[start : start + batch_size], training=False)
-        adversarial = probe(x_adv[start : start + batch_size], training=False)
+        clean = run(x[start : start + batch_size])
+        adversarial = run(x_adv[start : start + batch_size])
         for i, (h, h_adv) in enumerate(zip(clean, adversarial)):
             difference = _flat(h_adv) - _flat(h)
             linf[i] += np.abs(difference).max(axis=1).sum()

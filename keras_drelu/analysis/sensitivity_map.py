@@ -209,7 +209,7 @@ def plot_sensitivity_maps(
             ax.set_title(f"{label}\nsum {total:.3g}".lstrip(), fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
-    figure.colorbar(shown, ax=axes, shrink=0.8)
+    figure.colorbar(shown, ax=axes, shrink=0.8, label="smap")
     if path is not None:
         figure.savefig(path, dpi=120)
     return figure

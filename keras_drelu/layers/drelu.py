@@ -202,13 +202,16 @@ class DReLU(keras.layers.Layer):
         )
 
     def call(self, inputs):
-        cap = ops.cast(self.max_value, inputs.dtype)
-        capped = ops.maximum(ops.minimum(inputs, cap), 0)
+        # `min(relu(x), max(m, 0))` equals `max(0, min(x, m))` for every `m`,
+        # but the ReLU can fuse with a preceding convolution and the clip of
+        # `m` costs one op per unit, not per activation.
+        cap = ops.maximum(ops.cast(self.max_value, inputs.dtype), 0)
+        relu = ops.relu(inputs)
+        capped = ops.minimum(relu, cap)
         if self.gradient_mode == "exact":
             return capped
         # Straight-through (BPDA): the forward value is `capped` exactly
         # (`relu - relu` is 0), the backward pass sees only `relu`.
-        relu = ops.relu(inputs)
         return ops.stop_gradient(capped) + (relu - ops.stop_gradient(relu))
 
     def compute_output_shape(self, input_shape):

@@ -1,0 +1,315 @@
+"""Tests of keras_drelu.attacks on small digit classifiers trained here."""
+
+import inspect
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.datasets import load_digits
+
+from keras_drelu import SReLU
+from keras_drelu.attacks import APGD
+from keras_drelu.attacks import APGDT
+from keras_drelu.attacks import BPDA
+from keras_drelu.attacks import FGSM
+from keras_drelu.attacks import PGD
+from keras_drelu.attacks import CarliniWagnerL2
+from keras_drelu.attacks import Square
+from keras_drelu.attacks import Transfer
+from keras_drelu.attacks import cross_entropy
+from keras_drelu.attacks import dlr
+from keras_drelu.attacks import margin
+from keras_drelu.attacks import projected_gradient_descent
+from keras_drelu.attacks import targeted_dlr
+from keras_drelu.attacks.apgd import checkpoints
+
+EPS = 0.1
+
+
+def _digits():
+    digits = load_digits()
+    x = (digits.images / 16.0).astype("float32")[..., None]
+    return x, digits.target.astype("int64")
+
+
+def _train(activation, name, epochs=25):
+    x, y = _digits()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(64),
+            activation,
+            keras.layers.Dense(10),
+        ],
+        name=name,
+    )
+    model.compile(
+        "adam",
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(x[:1400], y[:1400], epochs=epochs, batch_size=32, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y = _digits()
+    return x[1400:1600], y[1400:1600]
+
+
+@pytest.fixture(scope="module")
+def model():
+    """An undefended ReLU net on 8x8 digits, about 90% test accuracy."""
+    return _train(keras.layers.ReLU(), "digits_relu")
+
+
+@pytest.fixture(scope="module")
+def capped_model():
+    """The same net with SReLU(0.01): most input gradients are zero."""
+    return _train(SReLU(0.01), "digits_srelu")
+
+
+def accuracy(model, x, y):
+    return float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == y))
+
+
+def attack_factories():
+    return {
+        "FGSM": lambda m: FGSM(m, eps=EPS),
+        "FGSM-L2": lambda m: FGSM(m, eps=1.0, norm="l2"),
+        "PGD": lambda m: PGD(m, eps=EPS, steps=10, seed=0),
+        "PGD-L2": lambda m: PGD(m, eps=1.0, norm="l2", steps=10, seed=0),
+        "APGD-CE": lambda m: APGD(m, eps=EPS, steps=20, seed=0),
+        "APGD-DLR": lambda m: APGD(m, eps=EPS, loss="dlr", steps=20, seed=0),
+        "APGD-CE-L2": lambda m: APGD(m, eps=1.0, norm="l2", steps=20, seed=0),
+        "APGD-T": lambda m: APGDT(m, eps=EPS, steps=10, n_target_classes=3, seed=0),
+        "CW-L2": lambda m: CarliniWagnerL2(m, eps=1.0, max_iterations=50, binary_search_steps=3),
+        "Square": lambda m: Square(m, eps=EPS, n_queries=200, seed=0),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(attack_factories()))
+def test_attack_lowers_accuracy_of_undefended_model(model, data, name):
+    x, y = data
+    x, y = x[:100], y[:100]
+    clean = accuracy(model, x, y)
+    x_adv = attack_factories()[name](model).generate(x, y)
+    assert clean > 0.8
+    assert accuracy(model, x_adv, y) < clean - 0.2
+
+
+@pytest.mark.parametrize("name", sorted(attack_factories()))
+def test_perturbation_respects_eps_and_clip_range(model, data, name):
+    x, y = data
+    low, high = 0.1, 0.9
+    x = np.clip(x[:32], low, high)
+    attack = attack_factories()[name](model)
+    attack = type(attack)(model, **(attack.get_config() | {"clip_values": (low, high)}))
+    x_adv = attack.generate(x, y[:32])
+    delta = (x_adv - x).reshape(len(x), -1)
+    size = (
+        np.abs(delta).max(axis=1)
+        if attack.norm == "linf"
+        else np.linalg.norm(delta, axis=1)
+    )
+    assert x_adv.shape == x.shape and x_adv.dtype == np.float32
+    assert size.max() <= attack.eps * (1 + 1e-5) + 1e-6
+    assert x_adv.min() >= low - 1e-6 and x_adv.max() <= high + 1e-6
+    assert size.max() > 0.0
+
+
+def test_apgd_at_least_as_strong_as_pgd_with_same_budget(model, data):
+    x, y = data
+    pgd = accuracy(model, PGD(model, eps=EPS, steps=20, seed=0).generate(x, y), y)
+    apgd = accuracy(model, APGD(model, eps=EPS, steps=20, seed=0).generate(x, y), y)
+    assert apgd <= pgd
+
+
+def test_bpda_breaks_srelu_model_that_pgd_does_not(capped_model, data):
+    x, y = data
+    clean = accuracy(capped_model, x, y)
+    pgd = PGD(capped_model, eps=EPS, steps=20, seed=0)
+    plain = accuracy(capped_model, pgd.generate(x, y), y)
+    adaptive = accuracy(capped_model, BPDA(pgd).generate(x, y), y)
+    assert plain > clean - 0.1, (clean, plain)
+    assert adaptive < plain - 0.2, (plain, adaptive)
+
+
+def test_transfer_from_uncapped_twin_breaks_srelu_model(capped_model, data):
+    x, y = data
+    pgd = PGD(capped_model, eps=EPS, steps=20, seed=0)
+    plain = accuracy(capped_model, pgd.generate(x, y), y)
+    transfer = Transfer(pgd)
+    assert transfer.name == "Transfer(PGD)"
+    assert accuracy(capped_model, transfer.generate(x, y), y) < plain - 0.1
+
+
+class _StopGradient(keras.layers.Layer):
+    """Identity whose gradient is zero everywhere: a fully masked model."""
+
+    def call(self, inputs):
+        return keras.ops.stop_gradient(inputs)
+
+
+def test_square_needs_no_gradient(model, data):
+    x, y = data
+    x, y = x[:100], y[:100]
+    masked = keras.Sequential([keras.Input((8, 8, 1)), _StopGradient(), model])
+    with tf.GradientTape() as tape:
+        xt = tf.constant(x)
+        tape.watch(xt)
+        loss = tf.reduce_sum(cross_entropy(masked(xt), y))
+    assert float(tf.reduce_max(tf.abs(tape.gradient(loss, xt)))) == 0.0
+    clean = accuracy(masked, x, y)
+    assert np.array_equal(FGSM(masked, eps=EPS).generate(x, y), x)
+    square = Square(masked, eps=EPS, n_queries=200, seed=0)
+    assert accuracy(masked, square.generate(x, y), y) < clean - 0.2
+
+
+def test_probability_outputs_are_detected_and_attacked(model, data):
+    x, y = data
+    x, y = x[:100], y[:100]
+    softmax = keras.Sequential(
+        [keras.Input((8, 8, 1)), model, keras.layers.Softmax()]
+    )
+    attack = APGD(softmax, eps=EPS, loss="dlr", steps=20, seed=0)
+    x_adv = attack.generate(x, y)
+    assert attack.outputs == "probabilities"
+    reference = APGD(model, eps=EPS, loss="dlr", steps=20, seed=0)
+    expected = accuracy(model, reference.generate(x, y), y)
+    assert abs(accuracy(softmax, x_adv, y) - expected) <= 0.03
+    assert FGSM(model, eps=EPS).outputs == "auto"
+
+
+def test_losses_match_numpy_references():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(16, 10)).astype("float32")
+    y = rng.integers(0, 10, size=16)
+    t = (y + 1 + rng.integers(0, 9, size=16)) % 10
+    rows = np.arange(16)
+    log_softmax = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(cross_entropy(z, y), -log_softmax[rows, y], rtol=1e-5)
+    others = np.where(np.eye(10, dtype=bool)[y], -np.inf, z).max(axis=1)
+    np.testing.assert_allclose(margin(z, y), others - z[rows, y], rtol=1e-5)
+    s = -np.sort(-z, axis=1)
+    np.testing.assert_allclose(
+        dlr(z, y), -(z[rows, y] - others) / (s[:, 0] - s[:, 2] + 1e-12), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        targeted_dlr(z, y, t),
+        -(z[rows, y] - z[rows, t]) / (s[:, 0] - 0.5 * (s[:, 2] + s[:, 3]) + 1e-12),
+        rtol=1e-5,
+    )
+    # DLR is invariant to shifting and positive scaling of the logits.
+    np.testing.assert_allclose(dlr(3.0 * z + 1.0, y), dlr(z, y), rtol=1e-4, atol=1e-6)
+
+
+def test_apgd_checkpoints_match_reference_counter():
+    # AutoAttack's implementation: first check after 22% of the steps, then
+    # windows shrinking by 3% of the steps down to 6%.
+    for steps in (10, 50, 100, 250):
+        first = max(int(0.22 * steps), 1)
+        shrink, floor = max(int(0.03 * steps), 1), max(int(0.06 * steps), 1)
+        marks, k, at = [0], first, 0
+        while at + k <= steps:
+            at += k
+            marks.append(at)
+            k = max(k - shrink, floor)
+        assert checkpoints(steps)[: len(marks)] == marks or steps == 10, steps
+    assert checkpoints(100) == [0, 22, 41, 57, 70, 80, 87, 93, 99]
+
+
+def test_pgd_restarts_never_weaker_and_seeded_runs_repeat(model, data):
+    x, y = data
+    once = accuracy(model, PGD(model, eps=EPS, steps=5, seed=1).generate(x, y), y)
+    thrice = accuracy(
+        model, PGD(model, eps=EPS, steps=5, restarts=3, seed=1).generate(x, y), y
+    )
+    assert thrice <= once
+    a = APGD(model, eps=EPS, steps=10, seed=3).generate(x, y)
+    b = APGD(model, eps=EPS, steps=10, seed=3).generate(x, y)
+    np.testing.assert_array_equal(a, b)
+    a = Square(model, eps=EPS, n_queries=30, seed=3).generate(x, y)
+    b = Square(model, eps=EPS, n_queries=30, seed=3).generate(x, y)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_cw_finds_small_perturbations(model, data):
+    x, y = data
+    x, y = x[:64], y[:64]
+    unbounded = CarliniWagnerL2(model, eps=float("inf"), max_iterations=100)
+    x_adv = unbounded.generate(x, y)
+    norms = np.linalg.norm((x_adv - x).reshape(len(x), -1), axis=1)
+    fooled = np.argmax(model.predict(x_adv, verbose=0), axis=1) != y
+    assert fooled.mean() > 0.9
+    # Smaller than what PGD-L2 needs for the same inputs: it minimises L2.
+    assert np.median(norms[fooled]) < 1.0
+    assert set(CarliniWagnerL2.PAPER_SETTINGS) == {
+        "max_iterations", "learning_rate", "initial_const", "binary_search_steps"
+    }
+
+
+def test_clone_keeps_settings(model, capped_model):
+    for factory in attack_factories().values():
+        attack = factory(model)
+        twin = attack.clone(capped_model)
+        assert twin.model is capped_model
+        assert twin.get_config() == attack.get_config()
+    wrapped = BPDA(APGD(capped_model, eps=EPS, steps=5))
+    assert wrapped.name == "BPDA(APGD-CE)"
+    assert wrapped.threat_model == ("linf", EPS)
+    assert wrapped.clone(capped_model).name == "BPDA(APGD-CE)"
+
+
+def test_functional_pgd_signature_is_unchanged():
+    parameters = inspect.signature(projected_gradient_descent).parameters
+    assert list(parameters) == [
+        "loss_fn", "x", "y", "eps", "step_size", "steps", "norm",
+        "random_init", "clip_values", "seed",
+    ]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda m: PGD(m, eps=-1), "eps=-1"),
+        (lambda m: PGD(m, eps=0.1, norm="l1"), "norm='l1'"),
+        (lambda m: PGD(m, eps=0.1, outputs="scores"), "outputs='scores'"),
+        (lambda m: PGD(m, eps=0.1, clip_values=(1, 0)), "clip_values=(1, 0)"),
+        (lambda m: PGD(m, eps=0.1, clip_values=3), "clip_values=3"),
+        (lambda m: PGD(m, eps=0.1, batch_size=0), "batch_size=0"),
+        (lambda m: PGD(m, eps=0.1, seed="a"), "seed='a'"),
+        (lambda m: PGD(m, eps=0.1, steps=2.5), "steps=2.5"),
+        (lambda m: APGD(m, eps=0.1, loss="hinge"), "loss='hinge'"),
+        (lambda m: APGD(m, eps=0.1, rho=2), "rho=2"),
+        (lambda m: Square(m, eps=0.1, norm="l2"), "norm='l2'"),
+        (lambda m: Square(m, eps=0.1, p_init=1.5), "p_init=1.5"),
+        (lambda m: CarliniWagnerL2(m, eps=1.0, norm="linf"), "norm='linf'"),
+        (lambda m: CarliniWagnerL2(m, eps=1.0, confidence=-1), "confidence=-1"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(model, make, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make(model)
+
+
+def test_bad_calls_raise_clear_errors(model, data):
+    x, y = data
+    with pytest.raises(TypeError, match="callable"):
+        PGD("model", eps=0.1)
+    with pytest.raises(TypeError, match="wraps an `Attack`"):
+        BPDA(model)
+    with pytest.raises(ValueError, match="one integer label per input"):
+        FGSM(model, eps=0.1).generate(x[:4], y[:3])
+    with pytest.raises(ValueError, match="within clip_values"):
+        FGSM(model, eps=0.1).generate(x[:4] + 2.0, y[:4])
+    flat = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
+    with pytest.raises(ValueError, match="Square attacks images"):
+        Square(flat, eps=0.1, n_queries=5).generate(x[:4].reshape(4, 64), y[:4])
+    three = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="at least 4 classes"):
+        APGDT(three, eps=0.1, steps=2).generate(x[:4], y[:4] % 3)
