@@ -310,7 +310,7 @@ def test_npz_malformed_files(tmp_path):
     cases = [
         ({"x_train": x, "y_train": y}, "lacks the arrays \\['x_test', 'y_test'\\]"),
         ({**good, "x_train": x.astype(np.int16)}, "uint8 in \\[0, 255\\] or float"),
-        ({**good, "x_train": x / 10.0}, "should lie in \\[0, 1\\]"),
+        ({**good, "x_train": x + 2.0}, "should lie in \\[0, 1\\]"),
         ({**good, "x_test": np.full(x.shape, np.nan)}, "non-finite"),
         ({**good, "x_train": x[:, :, :, :, None]}, "should have shape"),
         ({**good, "y_train": y[:5]}, "8 images but 5 labels"),

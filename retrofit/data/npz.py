@@ -67,13 +67,16 @@ def check_images(path, key, images):
             f"Received: dtype={images.dtype}"
         )
     images = images.astype(np.float32)
-    if images.size and not (
-        np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
-    ):
+    finite = np.isfinite(images)
+    if not finite.all():
+        raise ValueError(
+            f"Float images {where} should be finite numbers in [0, 1]. "
+            f"Received: {int((~finite).sum())} non-finite values"
+        )
+    if images.size and not (images.min() >= 0 and images.max() <= 1):
         raise ValueError(
             f"Float images {where} should lie in [0, 1]. Received values in "
-            f"[{np.nanmin(images)}, {np.nanmax(images)}]"
-            + ("" if np.isfinite(images).all() else " and non-finite values")
+            f"[{images.min()}, {images.max()}]"
         )
     return images
 
