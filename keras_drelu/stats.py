@@ -116,7 +116,8 @@ class NemenyiResult:
             ):
                 end += 1
             if end > start and end > last_end:
-                groups.append(tuple(self.methods[i] for i in order[start:end + 1]))
+                members = order[start : end + 1]
+                groups.append(tuple(self.methods[i] for i in members))
                 last_end = end
         return groups
 
@@ -265,7 +266,9 @@ def friedman(table, methods=None, higher_is_better=True, alpha=0.05):
     ranks = average_ranks(scores, higher_is_better)
     chi2 = 12 * n / (k * (k + 1)) * (np.sum(ranks**2) - k * (k + 1) ** 2 / 4)
     denominator = n * (k - 1) - chi2
-    iman_davenport = (n - 1) * chi2 / denominator if denominator > 0 else math.inf
+    iman_davenport = (
+        (n - 1) * chi2 / denominator if denominator > 0 else math.inf
+    )
     df_numerator = k - 1
     df_denominator = (k - 1) * (n - 1)
     return FriedmanResult(
@@ -320,7 +323,8 @@ def nemenyi(table, methods=None, higher_is_better=True, alpha=0.05):
     alpha = _check_alpha(alpha)
     scores, methods = _check_table(table, methods, min_methods=2)
     k, n = scores.shape
-    q_alpha = scipy_stats.studentized_range.ppf(1 - alpha, k, np.inf) / math.sqrt(2)
+    q_alpha = scipy_stats.studentized_range.ppf(1 - alpha, k, np.inf)
+    q_alpha /= math.sqrt(2)
     p_values = scikit_posthocs.posthoc_nemenyi_friedman(scores.T).to_numpy()
     return NemenyiResult(
         methods=methods,

@@ -155,7 +155,9 @@ class TestPerturbationGrowth:
                 return x
 
         with pytest.raises(ValueError, match="Subclassed"):
-            perturbation_growth(Subclassed(), np.zeros((2, 3)), np.zeros((2, 3)))
+            perturbation_growth(
+                Subclassed(), np.zeros((2, 3)), np.zeros((2, 3))
+            )
 
 
 class TestLogitsModel:
@@ -183,9 +185,8 @@ class TestLogitsModel:
 
     def test_rejects_two_outputs(self):
         inputs = keras.Input((3,))
-        model = keras.Model(
-            inputs, [keras.layers.Dense(2)(inputs), keras.layers.Dense(2)(inputs)]
-        )
+        outputs = [keras.layers.Dense(2)(inputs) for _ in range(2)]
+        model = keras.Model(inputs, outputs)
         with pytest.raises(ValueError, match="with 2 outputs"):
             logits_model(model)
 
@@ -218,7 +219,9 @@ class TestZeroGradientDistance:
             step_size=0.02, max_steps=3,
         )
         assert result.steps.tolist() == [1]
-        assert result.mean_distance == pytest.approx(0.02 * np.sqrt(2), abs=1e-6)
+        assert result.mean_distance == pytest.approx(
+            0.02 * np.sqrt(2), abs=1e-6
+        )
 
     def test_more_steps_find_the_cap(self):
         result = zero_gradient_distance(
@@ -227,7 +230,9 @@ class TestZeroGradientDistance:
         )
         assert result.found_share == 1.0
         assert result.steps.tolist() == [0, 2, 3]
-        np.testing.assert_allclose(result.distances, [0.0, 0.04, 0.06], atol=1e-6)
+        np.testing.assert_allclose(
+            result.distances, [0.0, 0.04, 0.06], atol=1e-6
+        )
 
     def test_eps_ball_stops_the_ascent(self):
         result = zero_gradient_distance(
@@ -329,7 +334,9 @@ class TestSensitivityMap:
         with pytest.raises(ValueError, match=r"x.shape=\(3,\)"):
             sensitivity_map(model, np.zeros(3), np.array([0, 1, 1]))
         hidden_softmax = keras.Sequential(
-            [keras.Input((3,))] + model.layers + [keras.layers.Lambda(lambda t: keras.ops.softmax(t))]
+            [keras.Input((3,))]
+            + model.layers
+            + [keras.layers.Lambda(lambda t: keras.ops.softmax(t))]
         )
         with pytest.raises(ValueError, match="seems to output probabilities"):
             sensitivity_map(hidden_softmax, x, np.array([0, 1]))
@@ -338,7 +345,9 @@ class TestSensitivityMap:
 class TestPlotSensitivityMaps:
     def test_grid_png_and_shared_scale(self, tmp_path):
         low = SensitivityMaps(np.full((3, 4), 0.5), np.full(3, 2.0))
-        high = SensitivityMaps(np.arange(12.0).reshape(3, 4), np.array([6.0, 22, 38]))
+        high = SensitivityMaps(
+            np.arange(12.0).reshape(3, 4), np.array([6.0, 22, 38])
+        )
         path = tmp_path / "smap.png"
         figure = plot_sensitivity_maps(
             {"cap 0.1": low, "ReLU": high}, path, image_shape=(2, 2),

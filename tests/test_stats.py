@@ -126,7 +126,9 @@ class TestFriedman:
         # Ranks per column: (1, 2.5, 2.5), (1, 2, 3), (2, 1, 3).
         table = [[9, 9, 5], [4, 7, 6], [4, 1, 2]]
         result = stats.friedman(table, ["a", "b", "c"])
-        np.testing.assert_allclose(result.average_ranks, [4 / 3, 11 / 6, 17 / 6])
+        np.testing.assert_allclose(
+            result.average_ranks, [4 / 3, 11 / 6, 17 / 6]
+        )
         rank_sq = (4 / 3) ** 2 + (11 / 6) ** 2 + (17 / 6) ** 2
         chi2 = 12 * 3 / (3 * 4) * (rank_sq - 3 * 16 / 4)
         assert result.statistic == pytest.approx(chi2)
@@ -164,7 +166,8 @@ class TestNemenyi:
 
     def test_p_values_agree_with_critical_difference(self):
         rng = np.random.default_rng(3)
-        table = rng.normal(size=(5, 30)) + np.array([0, 0.2, 0.5, 1, 2])[:, None]
+        shift = np.array([0, 0.2, 0.5, 1, 2])[:, None]
+        table = rng.normal(size=(5, 30)) + shift
         result = stats.nemenyi(table)
         gaps = np.abs(result.average_ranks[:, None] - result.average_ranks)
         off_diagonal = ~np.eye(5, dtype=bool)
@@ -211,7 +214,9 @@ def test_critical_difference_diagram_png(tmp_path, paper_table):
     assert "CD = 0.78" in texts
     assert "D-ReLU (1.53)" in texts
     # One thick bar per group of methods not significantly different.
-    thick = [c for c in figure.axes[0].collections if max(c.get_linewidth()) == 4]
+    thick = [
+        c for c in figure.axes[0].collections if max(c.get_linewidth()) == 4
+    ]
     assert len(thick) == len(result.groups) == 2
 
 

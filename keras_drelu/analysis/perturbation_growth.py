@@ -77,10 +77,8 @@ def _layer_output(layer):
 
 def _flat(outputs):
     parts = keras.tree.flatten(outputs)
-    return np.concatenate(
-        [np.reshape(keras.ops.convert_to_numpy(p), (len(p), -1)) for p in parts],
-        axis=1,
-    )
+    arrays = [keras.ops.convert_to_numpy(part) for part in parts]
+    return np.concatenate([a.reshape(len(a), -1) for a in arrays], axis=1)
 
 
 def perturbation_growth(model, x, x_adv, layers=None, batch_size=256):

@@ -97,12 +97,13 @@ def zero_gradient_distance(
 
     >>> import numpy as np
     >>> from keras_drelu import SReLU
+    >>> constant = keras.initializers.Constant
     >>> model = keras.Sequential([
     ...     keras.Input((1,)),
-    ...     keras.layers.Dense(1, kernel_initializer="ones",
-    ...                        bias_initializer=keras.initializers.Constant(-0.5)),
+    ...     keras.layers.Dense(1, bias_initializer=constant(-0.5),
+    ...                        kernel_initializer="ones"),
     ...     SReLU(0.05),
-    ...     keras.layers.Dense(2, kernel_initializer=keras.initializers.Constant([[1.0, -1.0]])),
+    ...     keras.layers.Dense(2, kernel_initializer=constant([[1.0, -1.0]])),
     ... ])
     >>> result = zero_gradient_distance(
     ...     model, np.array([[0.2], [0.525]]), np.array([0, 0]),
