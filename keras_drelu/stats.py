@@ -13,7 +13,6 @@ import math
 import numbers
 
 import numpy as np
-import scikit_posthocs
 from scipy import stats as scipy_stats
 
 
@@ -84,7 +83,7 @@ class NemenyiResult:
         q_alpha: The studentized range quantile divided by `sqrt(2)`.
         alpha: The significance level.
         num_settings: `N`, the number of settings (columns).
-        p_values: `(k, k)` matrix of pairwise p-values (scikit-posthocs).
+        p_values: `(k, k)` matrix of pairwise p-values.
     """
 
     methods: tuple
@@ -299,8 +298,11 @@ def nemenyi(table, methods=None, higher_is_better=True, alpha=0.05):
     ```
     where `q_alpha` is the studentized range quantile for `k` means and
     infinite degrees of freedom, divided by `sqrt(2)` (2.569 for `k = 4`,
-    `alpha = 0.05`). Pairwise p-values come from
-    `scikit_posthocs.posthoc_nemenyi_friedman`.
+    `alpha = 0.05`). The p-value of a pair is the studentized range tail
+    probability of `sqrt(2) |R_i - R_j| / sqrt(k (k + 1) / (6 N))`, the
+    same as `scikit_posthocs.posthoc_nemenyi_friedman` computes (written
+    with scipy here to keep that package's seaborn and statsmodels
+    dependencies out of the library).
 
     Example:
 
@@ -325,11 +327,17 @@ def nemenyi(table, methods=None, higher_is_better=True, alpha=0.05):
     k, n = scores.shape
     q_alpha = scipy_stats.studentized_range.ppf(1 - alpha, k, np.inf)
     q_alpha /= math.sqrt(2)
-    p_values = scikit_posthocs.posthoc_nemenyi_friedman(scores.T).to_numpy()
+    ranks = average_ranks(scores, higher_is_better)
+    scale = math.sqrt(k * (k + 1) / (6 * n))
+    gaps = np.abs(ranks[:, None] - ranks[None, :])
+    p_values = scipy_stats.studentized_range.sf(
+        math.sqrt(2) * gaps / scale, k, np.inf
+    )
+    np.fill_diagonal(p_values, 1.0)
     return NemenyiResult(
         methods=methods,
-        average_ranks=average_ranks(scores, higher_is_better),
-        critical_difference=float(q_alpha * math.sqrt(k * (k + 1) / (6 * n))),
+        average_ranks=ranks,
+        critical_difference=float(q_alpha * scale),
         q_alpha=float(q_alpha),
         alpha=alpha,
         num_settings=n,

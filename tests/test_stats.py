@@ -180,6 +180,17 @@ class TestNemenyi:
         assert (gaps > result.critical_difference).any()
         np.testing.assert_allclose(result.p_values, result.p_values.T)
 
+    def test_p_values_match_scikit_posthocs(self):
+        import scikit_posthocs
+        table = np.random.default_rng(5).normal(size=(4, 15))
+        table[3] += 1.5
+        result = stats.nemenyi(table)
+        reference = scikit_posthocs.posthoc_nemenyi_friedman(table.T)
+        np.testing.assert_allclose(
+            result.p_values, reference.to_numpy(), rtol=1e-9, atol=1e-12
+        )
+        assert result.p_values.min() < 0.05
+
     def test_groups(self):
         table = [[4.0] * 8, [3.0] * 8, [2.0] * 8, [1.0] * 8]
         result = stats.nemenyi(table, ["a", "b", "c", "d"])
