@@ -105,8 +105,8 @@ def perturbation_growth(model, x, x_adv, layers=None, batch_size=256):
     [0.5, 0.1]
 
     Args:
-        model: A built Sequential or functional Keras model. A nested model
-            counts as one layer.
+        model: A built, single-input Sequential or functional Keras model.
+            A nested model counts as one layer.
         x: Batch of clean inputs.
         x_adv: Batch of perturbed inputs, one per clean input.
         layers: Top-level layers (or their names) to measure. Defaults to
