@@ -25,6 +25,8 @@ from keras_drelu.attacks import targeted_dlr
 from keras_drelu.attacks.apgd import checkpoints
 
 EPS = 0.1
+# Against SReLU(0.01) plain PGD stalls at any eps; 0.2 leaves BPDA room to show it.
+EPS_CAPPED = 0.2
 
 
 def _digits():
@@ -132,20 +134,20 @@ def test_apgd_at_least_as_strong_as_pgd_with_same_budget(model, data):
 def test_bpda_breaks_srelu_model_that_pgd_does_not(capped_model, data):
     x, y = data
     clean = accuracy(capped_model, x, y)
-    pgd = PGD(capped_model, eps=EPS, steps=20, seed=0)
+    pgd = PGD(capped_model, eps=EPS_CAPPED, steps=20, seed=0)
     plain = accuracy(capped_model, pgd.generate(x, y), y)
     adaptive = accuracy(capped_model, BPDA(pgd).generate(x, y), y)
     assert plain > clean - 0.1, (clean, plain)
-    assert adaptive < plain - 0.2, (plain, adaptive)
+    assert adaptive < plain - 0.3, (plain, adaptive)
 
 
 def test_transfer_from_uncapped_twin_breaks_srelu_model(capped_model, data):
     x, y = data
-    pgd = PGD(capped_model, eps=EPS, steps=20, seed=0)
+    pgd = PGD(capped_model, eps=EPS_CAPPED, steps=20, seed=0)
     plain = accuracy(capped_model, pgd.generate(x, y), y)
     transfer = Transfer(pgd)
     assert transfer.name == "Transfer(PGD)"
-    assert accuracy(capped_model, transfer.generate(x, y), y) < plain - 0.1
+    assert accuracy(capped_model, transfer.generate(x, y), y) < plain - 0.2
 
 
 class _StopGradient(keras.layers.Layer):
@@ -163,7 +165,8 @@ def test_square_needs_no_gradient(model, data):
         xt = tf.constant(x)
         tape.watch(xt)
         loss = tf.reduce_sum(cross_entropy(masked(xt), y))
-    assert float(tf.reduce_max(tf.abs(tape.gradient(loss, xt)))) == 0.0
+    grad = tape.gradient(loss, xt, unconnected_gradients="zero")
+    assert float(tf.reduce_max(tf.abs(grad))) == 0.0
     clean = accuracy(masked, x, y)
     assert np.array_equal(FGSM(masked, eps=EPS).generate(x, y), x)
     square = Square(masked, eps=EPS, n_queries=200, seed=0)
@@ -208,19 +211,15 @@ def test_losses_match_numpy_references():
     np.testing.assert_allclose(dlr(3.0 * z + 1.0, y), dlr(z, y), rtol=1e-4, atol=1e-6)
 
 
-def test_apgd_checkpoints_match_reference_counter():
-    # AutoAttack's implementation: first check after 22% of the steps, then
-    # windows shrinking by 3% of the steps down to 6%.
-    for steps in (10, 50, 100, 250):
-        first = max(int(0.22 * steps), 1)
-        shrink, floor = max(int(0.03 * steps), 1), max(int(0.06 * steps), 1)
-        marks, k, at = [0], first, 0
-        while at + k <= steps:
-            at += k
-            marks.append(at)
-            k = max(k - shrink, floor)
-        assert checkpoints(steps)[: len(marks)] == marks or steps == 10, steps
-    assert checkpoints(100) == [0, 22, 41, 57, 70, 80, 87, 93, 99]
+def test_apgd_checkpoints_follow_the_paper_and_autoattack():
+    # The paper's p_j schedule, w_j = ceil(p_j * 100).
+    p = [0.0, 0.22]
+    while p[-1] + max(p[-1] - p[-2] - 0.03, 0.06) <= 1.0:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    assert checkpoints(100) == [int(np.ceil(round(v * 100, 6))) for v in p]
+    # AutoAttack's integer windows for 50 steps: 11, 10, 9, 8, 7, 6, 5, 4, 3...
+    assert checkpoints(50)[:6] == [0, 11, 21, 30, 38, 45]
+    assert checkpoints(1) == [0, 1]
 
 
 def test_pgd_restarts_never_weaker_and_seeded_runs_repeat(model, data):
@@ -313,3 +312,48 @@ def test_bad_calls_raise_clear_errors(model, data):
     three = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
     with pytest.raises(ValueError, match="at least 4 classes"):
         APGDT(three, eps=0.1, steps=2).generate(x[:4], y[:4] % 3)
+
+
+@pytest.fixture(scope="module")
+def art_classifier(model):
+    from art.estimators.classification import TensorFlowV2Classifier
+
+    return TensorFlowV2Classifier(
+        model,
+        nb_classes=10,
+        input_shape=(8, 8, 1),
+        loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        clip_values=(0.0, 1.0),
+    )
+
+
+def test_fgsm_and_pgd_match_art(model, data, art_classifier):
+    from art.attacks.evasion import FastGradientMethod
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    x, y = data
+    theirs = FastGradientMethod(art_classifier, eps=EPS).generate(x, y)
+    ours = FGSM(model, eps=EPS).generate(x, y)
+    assert abs(accuracy(model, ours, y) - accuracy(model, theirs, y)) <= 0.02
+    theirs = ProjectedGradientDescent(
+        art_classifier, eps=EPS, eps_step=EPS / 4, max_iter=20,
+        num_random_init=0, batch_size=200, verbose=False,
+    ).generate(x, y)
+    ours = PGD(model, eps=EPS, step_size=EPS / 4, steps=20, random_init=False)
+    ours_accuracy = accuracy(model, ours.generate(x, y), y)
+    assert 0.2 < ours_accuracy < accuracy(model, x, y) - 0.2
+    assert abs(ours_accuracy - accuracy(model, theirs, y)) <= 0.02
+
+
+def test_apgd_ce_matches_art(model, data, art_classifier):
+    from art.attacks.evasion import AutoProjectedGradientDescent
+
+    x, y = data
+    theirs = AutoProjectedGradientDescent(
+        art_classifier, eps=EPS, eps_step=2 * EPS, max_iter=100,
+        nb_random_init=1, batch_size=200, verbose=False,
+    ).generate(x, y)
+    ours = APGD(model, eps=EPS, steps=100, seed=0).generate(x, y)
+    ours_accuracy = accuracy(model, ours, y)
+    assert 0.2 < ours_accuracy < accuracy(model, x, y) - 0.2
+    assert abs(ours_accuracy - accuracy(model, theirs, y)) <= 0.02

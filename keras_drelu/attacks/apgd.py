@@ -1,7 +1,5 @@
 """Auto-PGD (Croce & Hein, 2020): APGD-CE, APGD-DLR and targeted APGD-T."""
 
-import math
-
 import tensorflow as tf
 
 from keras_drelu.attacks.base import Attack
@@ -20,21 +18,26 @@ LOSSES = ("ce", "dlr")
 def checkpoints(steps):
     """The iterations at which APGD may halve its step size.
 
-    Formula:
-    ```python
-    p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)
-    w_j = ceil(p_j * steps)
-    ```
+    The paper's schedule `p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j -
+    p_{j-1} - 0.03, 0.06)`, `w_j = ceil(p_j * steps)`, in the integer form of
+    AutoAttack's implementation (the numbers every published APGD result
+    uses): the first window is `int(0.22 * steps)` iterations, each next one
+    `int(0.03 * steps)` shorter, down to `int(0.06 * steps)` (each at least
+    1). Both forms agree for 100 steps.
 
     Example:
 
     >>> checkpoints(100)
     [0, 22, 41, 57, 70, 80, 87, 93, 99]
     """
-    p = [0.0, 0.22]
-    while p[-1] + max(p[-1] - p[-2] - 0.03, 0.06) <= 1.0:
-        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
-    return sorted({math.ceil(round(pj * steps, 6)) for pj in p})
+    first = max(int(0.22 * steps), 1)
+    shrink = max(int(0.03 * steps), 1)
+    shortest = max(int(0.06 * steps), 1)
+    marks, window = [0], first
+    while marks[-1] + window <= steps:
+        marks.append(marks[-1] + window)
+        window = max(window - shrink, shortest)
+    return marks
 
 
 class APGD(Attack):
