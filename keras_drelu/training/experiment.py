@@ -318,12 +318,12 @@ def train(
             trainer = FastAdversarialTraining(classifier, **attack)
         elif recipe == "pgd-at":
             trainer = AdversarialTraining(
-                classifier, steps=attack_steps or 10, **attack
+                classifier, steps=10 if attack_steps is None else attack_steps, **attack
             )
         else:
             trainer = TRADES(
                 classifier, beta=6.0 if beta is None else beta,
-                steps=attack_steps or 10, **attack,
+                steps=10 if attack_steps is None else attack_steps, **attack,
             )
     history = fit(
         trainer, None, epochs,

@@ -76,6 +76,14 @@ class RobustTraining(keras.Model):
         self.steps = check_positive("steps", steps, integer=True)
         self.norm = norm
         self.from_logits = from_logits
+        # Built when the classifier is: `BackupAndRestore` loads weights
+        # into built models only.
+        self.built = classifier.built
+
+    def build(self, input_shape):
+        if not self.classifier.built:
+            self.classifier.build(input_shape)
+        self.built = True
 
     def call(self, inputs, training=None):
         return self.classifier(inputs, training=training)

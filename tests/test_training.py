@@ -1,0 +1,472 @@
+"""Tests of `keras_drelu.training`: recipes, schedule, callbacks, strategies."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_drelu import DReLU
+from keras_drelu.training import TRADES
+from keras_drelu.training import AdversarialTraining
+from keras_drelu.training import FastAdversarialTraining
+from keras_drelu.training import RobustTraining
+from keras_drelu.training import get_strategy
+from keras_drelu.training import paper_callbacks
+from keras_drelu.training import train
+from keras_drelu.training import train_repeated
+
+EPS = 0.1
+
+
+def build(logits=False, drelu=False):
+    return keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(8),
+            DReLU(initial_max_value=1.0, max_value_regularizer=0.01)
+            if drelu
+            else keras.layers.ReLU(),
+            keras.layers.Dense(3, activation=None if logits else "softmax"),
+        ]
+    )
+
+
+def make_data(n=24, seed=0):
+    x = np.random.default_rng(seed).uniform(size=(n, 4)).astype("float32")
+    return x, (np.arange(n) % 3).astype("int64")
+
+
+def dataset(batch_size=8, n=24):
+    return tf.data.Dataset.from_tensor_slices(make_data(n)).batch(batch_size)
+
+
+def cross_entropy(probabilities, labels):
+    return -np.log(probabilities[np.arange(len(labels)), labels])
+
+
+def softmax(logits):
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def recording(recipe_class, method):
+    """`recipe_class` with `method` recording what it sees or returns."""
+    seen = []
+
+    class Recording(recipe_class):
+        def compute_loss(self, x=None, y=None, y_pred=None,
+                         sample_weight=None, training=True):
+            if method == "compute_loss" and training:
+                seen.append(keras.ops.convert_to_numpy(x))
+            return super().compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                training=training,
+            )
+
+        def adversarial_inputs(self, *args):
+            x_adv = super().adversarial_inputs(*args)
+            if method == "adversarial_inputs":
+                seen.append(keras.ops.convert_to_numpy(x_adv))
+            return x_adv
+
+    return Recording, seen
+
+
+# The defining property of each recipe.
+
+
+@pytest.mark.parametrize(
+    "recipe_class, kwargs, norm",
+    [
+        (AdversarialTraining, {"steps": 3}, "linf"),
+        (AdversarialTraining, {"steps": 3}, "l2"),
+        (FastAdversarialTraining, {}, "linf"),
+    ],
+)
+def test_adversarial_training_loss_is_on_perturbed_inputs(
+    recipe_class, kwargs, norm
+):
+    x, y = make_data(8)
+    classifier = build()
+    initial = classifier.get_weights()
+    Recording, seen = recording(recipe_class, "compute_loss")
+    trainer = Recording(classifier, eps=EPS, norm=norm, **kwargs)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.0), run_eagerly=True)
+    history = trainer.fit(x, y, batch_size=8, epochs=1, shuffle=False,
+                          verbose=0)
+    (x_adv,) = seen
+    delta = (x_adv - x).reshape(len(x), -1)
+    size = np.abs(delta).max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+    assert (size <= EPS + 1e-6).all() and (size > EPS / 2).all()
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    # The loss reported is the loss at the adversarial inputs, and higher
+    # than the clean loss: the inputs were pushed uphill.
+    classifier.set_weights(initial)
+    adversarial_loss = cross_entropy(np.asarray(classifier(x_adv)), y).mean()
+    clean_loss = cross_entropy(np.asarray(classifier(x)), y).mean()
+    np.testing.assert_allclose(history.history["loss"][0], adversarial_loss,
+                               rtol=1e-5)
+    assert adversarial_loss > clean_loss
+
+
+def test_trades_loss_is_clean_loss_plus_beta_kl_on_perturbed_inputs():
+    x, y = make_data(8)
+    classifier = build(logits=True)
+    initial = classifier.get_weights()
+    Recording, seen = recording(TRADES, "adversarial_inputs")
+    trainer = Recording(classifier, beta=6.0, eps=EPS, steps=3,
+                        from_logits=True)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.0), run_eagerly=True)
+    history = trainer.fit(x, y, batch_size=8, epochs=1, shuffle=False,
+                          verbose=0)
+    (x_adv,) = seen
+    assert np.abs(x_adv - x).max() <= EPS + 1e-6
+    assert np.abs(x_adv - x).max() > EPS / 2
+    classifier.set_weights(initial)
+    p_clean = softmax(np.asarray(classifier(x), np.float64))
+    p_adv = softmax(np.asarray(classifier(x_adv), np.float64))
+    kl = (p_clean * np.log(p_clean / p_adv)).sum(axis=1)
+    expected = cross_entropy(p_clean, y).mean() + 6.0 * kl.mean()
+    np.testing.assert_allclose(history.history["loss"][0], expected, rtol=1e-4)
+    assert kl.mean() > 0
+
+
+def test_trades_with_beta_zero_is_standard_training():
+    data = dataset()
+    standard = build(drelu=True)
+    twin = build(drelu=True)
+    twin.set_weights(standard.get_weights())
+    standard.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    trades = TRADES(twin, beta=0.0, eps=EPS, steps=2)
+    trades.compile(optimizer="adam")
+    expected = standard.fit(data, epochs=2, shuffle=False, verbose=0)
+    received = trades.fit(data, epochs=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(
+        received.history["loss"], expected.history["loss"], rtol=1e-5
+    )
+    for a, b in zip(standard.get_weights(), twin.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_cap_penalty_enters_the_adversarial_loss():
+    x, y = make_data(8)
+    classifier = build(drelu=True)
+    Recording, seen = recording(AdversarialTraining, "compute_loss")
+    trainer = Recording(classifier, eps=EPS, steps=2)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.0), run_eagerly=True)
+    history = trainer.fit(x, y, batch_size=8, epochs=1, shuffle=False,
+                          verbose=0)
+    caps = np.asarray(classifier.layers[1].max_value)
+    penalty = 0.01 * np.sum(caps**2)
+    adversarial_loss = cross_entropy(np.asarray(classifier(seen[0])), y).mean()
+    np.testing.assert_allclose(
+        history.history["loss"][0], adversarial_loss + penalty, rtol=1e-5
+    )
+
+
+def test_classifier_saves_and_loads_without_wrapper(tmp_path):
+    history = train(build, dataset(), recipe="pgd-at", epochs=1, eps=EPS,
+                    attack_steps=2, seed=0, verbose=0)
+    classifier = history.model
+    assert type(classifier) is keras.Sequential
+    classifier.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    x, _ = make_data(5)
+    np.testing.assert_allclose(loaded(x), classifier(x), rtol=1e-6)
+
+
+def test_recipe_configs_round_trip():
+    for recipe in (
+        AdversarialTraining(build(), eps=0.2, steps=4, norm="l2"),
+        FastAdversarialTraining(build(logits=True), eps=0.2, from_logits=True),
+        TRADES(build(), beta=1.0, eps=0.2, step_size=0.05, steps=4),
+    ):
+        clone = type(recipe).from_config(recipe.get_config())
+        for name in ("eps", "step_size", "steps", "norm", "from_logits"):
+            assert getattr(clone, name) == getattr(recipe, name), name
+        assert clone.classifier is not recipe.classifier
+        assert len(clone.classifier.layers) == len(recipe.classifier.layers)
+    assert clone.beta == 1.0
+
+
+def test_drelu_recipe_lowers_the_caps():
+    history = train(lambda: build(drelu=True), dataset(), recipe="drelu",
+                    epochs=2, seed=0, verbose=0)
+    caps = np.asarray(history.model.layers[1].max_value)
+    assert (caps < 1.0).all()
+    with pytest.raises(ValueError, match="at least one DReLU"):
+        train(build, dataset(), recipe="drelu", epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("logits", [False, True])
+def test_from_logits_is_read_from_the_last_layer(logits):
+    x, y = make_data()
+    classifier = build(logits=logits)
+    outputs = np.asarray(classifier(x), np.float64)
+    expected = cross_entropy(softmax(outputs) if logits else outputs, y).mean()
+    history = train(classifier, dataset(batch_size=24), recipe="standard",
+                    epochs=1, optimizer=keras.optimizers.SGD(0.0), verbose=0)
+    np.testing.assert_allclose(history.history["loss"][0], expected, rtol=1e-5)
+
+
+# Schedule, callbacks, resuming, seeds.
+
+
+class Kill(keras.callbacks.Callback):
+    """Raises at the end of epoch `at` of an adversarial phase."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at and isinstance(self.model, RobustTraining):
+            raise RuntimeError("killed")
+
+
+class Journal(keras.callbacks.Callback):
+    """Records which model trains which epochs, from which optimizer step."""
+
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    def on_train_begin(self, logs=None):
+        self.log.append(
+            ("begin", type(self.model).__name__,
+             int(self.model.optimizer.iterations))
+        )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.log.append(("epoch", epoch))
+
+
+def test_killed_run_resumes_without_repeating_epochs(tmp_path):
+    backup = tmp_path / "backup"
+    log = []
+    arguments = dict(recipe="pgd-at", epochs=4, eps=EPS, attack_steps=2,
+                     backup_dir=str(backup), verbose=0)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(build, dataset(), seed=0, callbacks=[Kill(1), Journal(log)],
+              **arguments)
+    assert backup.is_dir()
+    # A new process would build a new model: so does this restart.
+    history = train(build, dataset(), seed=1, callbacks=[Journal(log)],
+                    **arguments)
+    epochs = [entry[1] for entry in log if entry[0] == "epoch"]
+    assert epochs == [0, 1, 2, 3]
+    assert history.epoch == [2, 3]
+    restarts = [entry for entry in log if entry[0] == "begin"]
+    assert restarts[1] == ("begin", "AdversarialTraining", 2 * 3)
+    assert not backup.exists()  # deleted once training finished
+
+
+def test_natural_then_adversarial_schedule_resumes_in_its_phase(tmp_path):
+    backup = tmp_path / "backup"
+    log = []
+    arguments = dict(recipe="trades", natural_epochs=2, epochs=2, eps=EPS,
+                     attack_steps=2, beta=1.0, backup_dir=str(backup),
+                     verbose=0)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(build, dataset(), dataset(), seed=0,
+              callbacks=[Kill(0), Journal(log)], **arguments)
+    history = train(build, dataset(), dataset(), seed=0,
+                    callbacks=[Journal(log)], **arguments)
+    begins = [entry[1] for entry in log if entry[0] == "begin"]
+    # Natural phase, killed adversarial phase, then only the adversarial
+    # phase again, resumed at its second epoch.
+    assert begins == ["Sequential", "TRADES", "TRADES"]
+    assert history.epoch == [1]
+    assert sorted(history.history) == [
+        "accuracy", "learning_rate", "loss", "val_accuracy", "val_loss"
+    ]
+    assert not backup.exists() or not any(backup.rglob("*.h5"))
+
+    full = train(build, dataset(), dataset(), seed=0, **{
+        **arguments, "backup_dir": None})
+    assert full.epoch == [0, 1, 2, 3]
+    assert len(full.history["loss"]) == 4
+
+
+def test_paper_callbacks_settings():
+    backup, plateau, stopping, nan = paper_callbacks("/tmp/x", "loss")
+    assert isinstance(backup, keras.callbacks.BackupAndRestore)
+    assert (plateau.factor, plateau.patience, plateau.monitor) == (
+        0.5, 5, "loss"
+    )
+    assert (stopping.patience, stopping.restore_best_weights) == (10, True)
+    assert stopping.monitor == "loss"
+    assert isinstance(nan, keras.callbacks.TerminateOnNaN)
+    assert len(paper_callbacks()) == 3
+
+
+def test_train_defaults_to_adam_and_watches_loss_without_validation(recwarn):
+    history = train(build, dataset(), epochs=1, seed=0, verbose=0)
+    optimizer = history.model.optimizer
+    assert isinstance(optimizer, keras.optimizers.Adam)
+    assert float(optimizer.learning_rate) == pytest.approx(1e-3)
+    assert not [w for w in recwarn if "not available" in str(w.message)]
+
+
+def test_seeds_repeat_and_differ():
+    histories = train_repeated(build, dataset(), seeds=(0, 1), epochs=1,
+                               verbose=0)
+    again = train(build, dataset(), epochs=1, seed=0, verbose=0)
+    first, second = (h.model.get_weights()[0] for h in histories)
+    np.testing.assert_array_equal(first, again.model.get_weights()[0])
+    assert not np.allclose(first, second)
+
+
+def test_mixed_precision_training():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        for recipe in ("pgd-at", "trades"):
+            history = train(
+                build, dataset(), recipe=recipe, epochs=1, eps=EPS,
+                attack_steps=2, seed=0, verbose=0,
+            )
+            assert np.isfinite(history.history["loss"]).all()
+            assert history.model.layers[0].compute_dtype == "float16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+# Distribution.
+
+
+TWO_REPLICAS = textwrap.dedent(
+    """
+    import json
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+    import keras
+    from keras_drelu.training import train
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    x = np.random.default_rng(0).uniform(size=(16, 4)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, np.arange(16) % 3)).batch(8)
+    keras.utils.set_random_seed(0)
+    weights = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3, activation="softmax")]
+    ).get_weights()
+
+    def build():
+        model = keras.Sequential(
+            [keras.Input((4,)), keras.layers.Dense(3, activation="softmax")]
+        )
+        model.set_weights(weights)
+        return model
+
+    result = {"replicas": strategy.num_replicas_in_sync}
+    for recipe, beta in (("pgd-at", None), ("trades", 0.0), ("trades", 6.0)):
+        runs = []
+        for which in (strategy, None):
+            history = train(build, data, recipe=recipe, epochs=1, eps=0.1,
+                            attack_steps=2, beta=beta, strategy=which,
+                            default_callbacks=False, verbose=0)
+            runs.append(history.history["loss"][0])
+            if which is strategy:
+                kernel = history.model.layers[0].kernel.value
+                result["mirrored_variable"] = type(kernel).__name__
+        result[f"{recipe}-{beta}"] = runs
+    json.dump(result, open("result.json", "w"))
+    """
+)
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_over_two_cpu_replicas(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    completed = subprocess.run(
+        [sys.executable, "-c", TWO_REPLICAS], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["replicas"] == 2
+    assert result["mirrored_variable"] == "MirroredVariable"
+    # TRADES without its random attack term reports the same loss on two
+    # replicas as on one: the per-replica scaling is undone correctly.
+    two, one = result["trades-0.0"]
+    assert two == pytest.approx(one, rel=1e-5)
+    for recipe in ("pgd-at-None", "trades-6.0"):
+        two, one = result[recipe]
+        assert np.isfinite(two) and two == pytest.approx(one, rel=0.2)
+
+
+def test_model_built_outside_the_strategy_scope_is_refused():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with pytest.raises(ValueError, match="outside the strategy's scope"):
+        train(build(), dataset(), epochs=1, strategy=strategy, verbose=0)
+    history = train(build, dataset(), epochs=1, strategy=strategy, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def test_get_strategy_names(monkeypatch):
+    default = tf.distribute.get_strategy()
+    assert get_strategy("none") is default
+    assert get_strategy("auto") is default  # no GPUs here
+    mirrored = get_strategy("mirrored")
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy)
+    assert get_strategy(mirrored) is mirrored
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        get_strategy("multi_worker")
+    with pytest.raises(ValueError, match="strategy='gpus'"):
+        get_strategy("gpus")
+
+
+# Argument validation.
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"recipe": "madry"}, "recipe='madry'"),
+        ({"recipe": "pgd-at"}, "needs the attack radius"),
+        ({"eps": 0.1}, "`eps` does not apply to recipe='standard'"),
+        ({"recipe": "drelu", "natural_epochs": 3}, "natural_epochs"),
+        ({"recipe": "fgsm-at", "eps": 0.1, "attack_steps": 3},
+         "`attack_steps` does not apply"),
+        ({"recipe": "pgd-at", "eps": 0.1, "beta": 1.0},
+         "`beta` does not apply"),
+        ({"recipe": "pgd-at", "eps": 0.1, "natural_epochs": -1},
+         "natural_epochs=-1"),
+        ({"recipe": "pgd-at", "eps": -0.1}, "eps=-0.1"),
+        ({"recipe": "pgd-at", "eps": 0.1, "attack_steps": 0}, "steps=0"),
+        ({"recipe": "pgd-at", "eps": 0.1, "norm": "l1"}, "norm='l1'"),
+        ({"recipe": "trades", "eps": 0.1, "beta": -1.0}, "beta=-1.0"),
+        ({"strategy": "gpus"}, "strategy='gpus'"),
+    ],
+)
+def test_train_argument_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        train(build, dataset(), epochs=1, verbose=0, **kwargs)
+
+
+def test_recipe_and_repeat_argument_errors():
+    with pytest.raises(ValueError, match="should be a `keras.Model`"):
+        AdversarialTraining(lambda x: x, eps=0.1)
+    with pytest.raises(ValueError, match="from_logits='yes'"):
+        TRADES(build(), eps=0.1, from_logits="yes")
+    with pytest.raises(ValueError, match="step_size=0"):
+        FastAdversarialTraining(build(), eps=0.1, step_size=0)
+    with pytest.raises(ValueError, match="should return a `keras.Model`"):
+        train(lambda: "model", dataset(), epochs=1)
+    with pytest.raises(ValueError, match="seeds=\\[1, 1\\]"):
+        train_repeated(build, dataset(), seeds=[1, 1], epochs=1)
+    with pytest.raises(ValueError, match="function building a fresh"):
+        train_repeated(build(), dataset(), epochs=1)
+    with pytest.raises(ValueError, match="not `seed`"):
+        train_repeated(build, dataset(), seed=3, epochs=1)
