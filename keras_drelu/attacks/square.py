@@ -136,7 +136,9 @@ class Square(Attack):
                     tf.where(_expand_like(improved, images), x_new, x_best),
                     images.shape,
                 ),
-                tf.where(improved, margin_new, margin_best),
+                tf.ensure_shape(
+                    tf.where(improved, margin_new, margin_best), margin_best.shape
+                ),
             )
 
         _, x_best, _ = tf.while_loop(

@@ -98,10 +98,12 @@ def _check_inputs(x, y, clip_values):
 
 
 def _check_threat(name, x, x_adv, norm, eps, clip_values):
+    if not len(x):
+        return
     delta = (x_adv - x).reshape(len(x), -1)
     size = np.abs(delta).max(axis=1) if norm == "linf" else np.linalg.norm(delta, axis=1)
     low, high = clip_values
-    if len(x) and (
+    if (
         size.max() > eps * (1 + 1e-4) + 1e-5
         or x_adv.min() < low - 1e-5
         or x_adv.max() > high + 1e-5
@@ -272,7 +274,7 @@ def evaluate_robustness(
             progress.set_postfix_str(f"{attack.name} on {int(robust.sum())} inputs")
             index = np.flatnonzero(robust if cascade else clean_correct)
             start = time.perf_counter()
-            adversarial = attack.generate(x[index], y[index])
+            adversarial = attack.generate(x[index], y[index]) if len(index) else x[index]
             predictions = predict(adversarial)
             seconds = time.perf_counter() - start
             _check_threat(attack.name, x[index], adversarial, *threat, clip_values)
