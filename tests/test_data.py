@@ -115,10 +115,8 @@ def test_tiny_imagenet_on_shared_mini_set(shared_data_dir):
     _check_splits(splits, (64, 64, 3), 10, (160, 40, 500))
     assert splits.info.class_names[0] == "goldfish"
     wnids = (root / "wnids.txt").read_text().split()
-    annotations = [
-        line.split("\t")
-        for line in (root / "val" / "val_annotations.txt").read_text().splitlines()
-    ]
+    annotations = (root / "val" / "val_annotations.txt").read_text()
+    annotations = [line.split("\t") for line in annotations.splitlines()]
     images, labels = _numpy(splits.test)
     assert labels.tolist() == [wnids.index(a[1]) for a in annotations]
     # Decoded pixels agree with PIL's decoder.
@@ -308,8 +306,10 @@ def test_npz_malformed_files(tmp_path):
     x, y = _coded_images(8), np.arange(8) % 2
     good = {"x_train": x, "y_train": y, "x_test": x, "y_test": y}
     cases = [
-        ({"x_train": x, "y_train": y}, "lacks the arrays \\['x_test', 'y_test'\\]"),
-        ({**good, "x_train": x.astype(np.int16)}, "uint8 in \\[0, 255\\] or float"),
+        ({"x_train": x, "y_train": y},
+         "lacks the arrays \\['x_test', 'y_test'\\]"),
+        ({**good, "x_train": x.astype(np.int16)},
+         "uint8 in \\[0, 255\\] or float"),
         ({**good, "x_train": x + 2.0}, "should lie in \\[0, 1\\]"),
         ({**good, "x_test": np.full(x.shape, np.nan)}, "non-finite"),
         ({**good, "x_train": x[:, :, :, :, None]}, "should have shape"),
@@ -317,14 +317,17 @@ def test_npz_malformed_files(tmp_path):
         ({**good, "y_train": y.astype(float)}, "should be integers"),
         ({**good, "y_test": y - 1}, "non-negative"),
         ({**good, "x_test": _coded_images(8, (7, 6, 1))}, "differ in shape"),
-        ({**good, "class_names": np.array(["a"])}, "names 1 classes but has label 1"),
+        ({**good, "class_names": np.array(["a"])},
+         "names 1 classes but has label 1"),
         ({**good, "x_train": np.array([None] * 8)}, "not a readable .npz"),
     ]
     for number, (arrays, match) in enumerate(cases):
         path = _save_npz(tmp_path / f"bad{number}.npz", **arrays)
         _assert_one_line_error(ValueError, match, path)
     (tmp_path / "text.npz").write_text("not an archive")
-    _assert_one_line_error(ValueError, "not a readable .npz", tmp_path / "text.npz")
+    _assert_one_line_error(
+        ValueError, "not a readable .npz", tmp_path / "text.npz"
+    )
     np.save(tmp_path / "single.npy", x)
     _assert_one_line_error(ValueError, "single array", tmp_path / "single.npy")
     _assert_one_line_error(
@@ -408,7 +411,8 @@ def test_augmentations_keep_shape_and_range(augment):
     )
     images, labels = next(iter(splits.train))
     assert images.shape == (32, 16, 16, 3) and images.dtype == tf.float32
-    assert 0.0 <= float(tf.reduce_min(images)) <= float(tf.reduce_max(images)) <= 1.0
+    assert float(tf.reduce_min(images)) >= 0.0
+    assert float(tf.reduce_max(images)) <= 1.0
 
 
 def test_callable_augmentation_is_clipped():

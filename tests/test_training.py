@@ -102,7 +102,10 @@ def test_adversarial_training_loss_is_on_perturbed_inputs(
                           verbose=0)
     (x_adv,) = seen
     delta = (x_adv - x).reshape(len(x), -1)
-    size = np.abs(delta).max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+    if norm == "linf":
+        size = np.abs(delta).max(axis=1)
+    else:
+        size = np.linalg.norm(delta, axis=1)
     assert (size <= EPS + 1e-6).all() and (size > EPS / 2).all()
     assert x_adv.min() >= 0 and x_adv.max() <= 1
     # The loss reported is the loss at the adversarial inputs, and higher

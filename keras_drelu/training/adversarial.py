@@ -74,9 +74,10 @@ class AdversarialTraining(RobustTraining):
         """The PGD adversarial examples of batch `x` with labels `y`."""
 
         def loss_fn(x_adv, y):
+            outputs = self.classifier(x_adv, training=False)
             return keras.losses.sparse_categorical_crossentropy(
                 y,
-                keras.ops.cast(self.classifier(x_adv, training=False), "float32"),
+                keras.ops.cast(outputs, "float32"),
                 from_logits=self.from_logits,
             )
 

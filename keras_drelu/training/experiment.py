@@ -313,18 +313,16 @@ def train(
     attack = {"eps": eps, "norm": norm or "linf", "from_logits": from_logits}
     if step_size is not None:
         attack["step_size"] = step_size
+    if recipe != "fgsm-at":
+        attack["steps"] = 10 if attack_steps is None else attack_steps
     with strategy.scope():
         if recipe == "fgsm-at":
             trainer = FastAdversarialTraining(classifier, **attack)
         elif recipe == "pgd-at":
-            trainer = AdversarialTraining(
-                classifier, steps=10 if attack_steps is None else attack_steps, **attack
-            )
+            trainer = AdversarialTraining(classifier, **attack)
         else:
-            trainer = TRADES(
-                classifier, beta=6.0 if beta is None else beta,
-                steps=10 if attack_steps is None else attack_steps, **attack,
-            )
+            beta = 6.0 if beta is None else beta
+            trainer = TRADES(classifier, beta=beta, **attack)
     history = fit(
         trainer, None, epochs,
         backup_dir and (

@@ -1,4 +1,4 @@
-"""The base of the adversarial training recipes: a model wrapping a classifier."""
+"""The base of the adversarial training recipes: a classifier's wrapper."""
 
 import math
 import numbers
@@ -102,7 +102,9 @@ class RobustTraining(keras.Model):
             loss = keras.losses.SparseCategoricalCrossentropy(
                 from_logits=self.from_logits
             )
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        super().compile(
+            optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
+        )
 
     def get_config(self):
         config = super().get_config()

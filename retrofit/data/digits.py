@@ -64,7 +64,8 @@ def digits(
         )
     if channels not in (1, 3):
         raise ValueError(
-            f"Argument `channels` should be 1 or 3. Received: channels={channels!r}"
+            "Argument `channels` should be 1 or 3. "
+            f"Received: channels={channels!r}"
         )
     if isinstance(test_split, bool) or not (
         isinstance(test_split, numbers.Real) and 0.0 < test_split < 1.0

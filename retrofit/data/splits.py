@@ -43,7 +43,7 @@ class DataSplits:
     """
 
     train: tf.data.Dataset
-    validation: tf.data.Dataset
+    validation: "tf.data.Dataset | None"
     test: tf.data.Dataset
     info: DatasetInfo
 
