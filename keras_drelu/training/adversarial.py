@@ -104,8 +104,10 @@ class FastAdversarialTraining(AdversarialTraining):
     ```
     with `alpha = 1.25 * eps` by default, then a training step on
     `x + delta` (Wong, Rice and Kolter, "Fast is better than free:
-    Revisiting adversarial training", 2020). The random start is what keeps
-    single-step training from catastrophic overfitting.
+    Revisiting adversarial training", 2020). The random start and the step
+    of `1.25 * eps` are what make single-step training robust there; the
+    authors still watch held-out PGD accuracy for "catastrophic
+    overfitting", a sudden collapse of robustness during training.
 
     Example:
 

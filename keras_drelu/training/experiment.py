@@ -205,8 +205,10 @@ def train(
         model: The classifier, a `keras.Model` mapping images in `[0, 1]`
             to class probabilities or logits, or a function without
             arguments that builds it (needed with a distribution strategy).
-        train_data: Training data as `fit` takes it, such as a batched
-            `tf.data.Dataset` of `(image, label)` with integer labels.
+        train_data: Training data with its labels, as `fit` takes it for
+            `x`: a batched `tf.data.Dataset` of `(image, label)` with
+            integer labels (such as `DataSplits.train`), or a
+            `keras.utils.PyDataset`.
         validation_data: Optional validation data, as `fit` takes it.
             Defaults to `None`.
         recipe: One of `RECIPES`. Defaults to `"standard"`.
