@@ -446,7 +446,8 @@ def test_get_strategy_names(monkeypatch):
          "`beta` does not apply"),
         ({"recipe": "pgd-at", "eps": 0.1, "natural_epochs": -1},
          "natural_epochs=-1"),
-        ({"recipe": "pgd-at", "eps": -0.1}, "eps=-0.1"),
+        # Refused before the natural phase would train.
+        ({"recipe": "pgd-at", "eps": -0.1, "natural_epochs": 3}, "eps=-0.1"),
         ({"recipe": "pgd-at", "eps": 0.1, "attack_steps": 0}, "steps=0"),
         ({"recipe": "pgd-at", "eps": 0.1, "norm": "l1"}, "norm='l1'"),
         ({"recipe": "trades", "eps": 0.1, "beta": -1.0}, "beta=-1.0"),

@@ -296,6 +296,20 @@ def train(
         history.set_model(classifier)
         return history
 
+    # Built before any training, so that bad attack settings fail early.
+    attack = {"eps": eps, "norm": norm or "linf", "from_logits": from_logits}
+    if step_size is not None:
+        attack["step_size"] = step_size
+    if recipe != "fgsm-at":
+        attack["steps"] = 10 if attack_steps is None else attack_steps
+    with strategy.scope():
+        if recipe == "fgsm-at":
+            trainer = FastAdversarialTraining(classifier, **attack)
+        elif recipe == "pgd-at":
+            trainer = AdversarialTraining(classifier, **attack)
+        else:
+            beta = 6.0 if beta is None else beta
+            trainer = TRADES(classifier, beta=beta, **attack)
     natural_history = None
     marker = None
     if natural_epochs:
@@ -312,19 +326,6 @@ def train(
             )
             if marker:
                 classifier.save_weights(marker)
-    attack = {"eps": eps, "norm": norm or "linf", "from_logits": from_logits}
-    if step_size is not None:
-        attack["step_size"] = step_size
-    if recipe != "fgsm-at":
-        attack["steps"] = 10 if attack_steps is None else attack_steps
-    with strategy.scope():
-        if recipe == "fgsm-at":
-            trainer = FastAdversarialTraining(classifier, **attack)
-        elif recipe == "pgd-at":
-            trainer = AdversarialTraining(classifier, **attack)
-        else:
-            beta = 6.0 if beta is None else beta
-            trainer = TRADES(classifier, beta=beta, **attack)
     history = fit(
         trainer, None, epochs,
         backup_dir and (
