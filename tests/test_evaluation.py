@@ -312,3 +312,22 @@ def test_bad_inputs_raise_clear_errors(model, data):
         evaluate_robustness(model, x[:0], y[:0], eps=0.1)
     with pytest.raises(ValueError, match="eps_values"):
         eps_sweep(model, x[:4], y[:4], [])
+
+
+def test_attacks_needing_more_classes_are_skipped_with_a_note(data):
+    x, y = data
+    three = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
+    y3 = np.argmax(three.predict(x[:20], verbose=0), axis=1)
+    report = evaluate_robustness(
+        three, x[:20], y3, eps=0.1, suite="paper", overrides=QUICK,
+        verbose=False, checks_enabled=False,
+    )
+    assert "APGD-DLR" in report.accuracy and "APGD-T" not in report.accuracy
+    report = evaluate_robustness(
+        three, x[:20], y3, eps=0.1, overrides=QUICK, verbose=False,
+        checks_enabled=False,
+    )
+    assert list(report.accuracy) == ["APGD-CE", "Square"]
+    assert any("APGD-T skipped" in note for note in report.notes)

@@ -35,6 +35,10 @@ class _Wrapped(Attack):
     def threat_model(self):
         return self.attack.threat_model
 
+    @property
+    def min_classes(self):
+        return self.attack.min_classes
+
     def clone(self, model):
         return type(self)(self.attack.clone(model))
 

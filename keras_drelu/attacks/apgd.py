@@ -113,6 +113,11 @@ class APGD(Attack):
     def name(self):
         return f"APGD-{self.loss.upper()}"
 
+    @property
+    def min_classes(self):
+        """DLR divides by the gap between the 1st and 3rd logits."""
+        return 3 if self.loss == "dlr" else 2
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -306,6 +311,11 @@ class APGDT(APGD):
     @property
     def name(self):
         return "APGD-T"
+
+    @property
+    def min_classes(self):
+        """The targeted DLR loss uses the 4th-largest logit."""
+        return 4
 
     def get_config(self):
         config = super().get_config()

@@ -81,6 +81,7 @@ class Attack:
 
     name = "Attack"
     gradient_free = False
+    min_classes = 2
 
     def __init__(
         self,

@@ -115,7 +115,7 @@ def _check_threat(name, x, x_adv, norm, eps, clip_values):
         )
 
 
-def _build_suite(suite, model, common, overrides, notes, flags):
+def _build_suite(suite, model, common, overrides, notes, flags, n_classes):
     if isinstance(suite, str):
         if suite not in SUITES:
             raise ValueError(
@@ -126,9 +126,7 @@ def _build_suite(suite, model, common, overrides, notes, flags):
         attacks = []
         for name in spec.attacks:
             try:
-                attacks.append(
-                    build_attack(name, model, common, spec.budgets, overrides)
-                )
+                attack = build_attack(name, model, common, spec.budgets, overrides)
             except ValueError as error:
                 if "Square" in name and common["norm"] != "linf":
                     notes.append(f"{name} skipped: only its L-inf form exists.")
@@ -136,6 +134,14 @@ def _build_suite(suite, model, common, overrides, notes, flags):
                     flags.append(Flag("adaptive-unavailable", f"{name}: {error}"))
                 else:
                     raise
+                continue
+            if attack.min_classes > n_classes:
+                notes.append(
+                    f"{name} skipped: it needs at least {attack.min_classes} "
+                    f"classes and the model has {n_classes}."
+                )
+                continue
+            attacks.append(attack)
         return attacks, spec.cascade
     attacks = list(suite)
     if not attacks or not all(isinstance(a, Attack) for a in attacks):
@@ -185,7 +191,7 @@ def evaluate_robustness(
 
     >>> import keras, numpy as np
     >>> model = keras.Sequential(
-    ...     [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    ...     [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
     ... )
     >>> x = np.random.default_rng(0).uniform(size=(8, 4, 4, 1)).astype("float32")
     >>> y = np.argmax(model.predict(x, verbose=0), axis=1)
@@ -239,15 +245,17 @@ def evaluate_robustness(
     suite = suite if suite is not None else ("adaptive" if capped else "standard")
     suite_name = suite if isinstance(suite, str) else "custom"
     predict = _predictor(model, batch_size)
+    sample = np.asarray(model(x[:batch_size], training=False))
     if outputs == "auto":
-        sample = model(x[:batch_size], training=False)
-        outputs = "probabilities" if looks_like_probabilities(np.asarray(sample)) else "logits"
+        outputs = "probabilities" if looks_like_probabilities(sample) else "logits"
     common = dict(
         eps=eps, norm=norm, clip_values=tuple(clip_values), outputs=outputs,
         batch_size=batch_size, seed=seed,
     )
     notes, flags = [], []
-    attacks, suite_cascade = _build_suite(suite, model, common, overrides, notes, flags)
+    attacks, suite_cascade = _build_suite(
+        suite, model, common, overrides, notes, flags, sample.shape[-1]
+    )
     cascade = suite_cascade if cascade is None else bool(cascade)
     if cascade:
         attacks = sorted(attacks, key=lambda a: _KIND_ORDER.index(attack_kind(a)))
