@@ -155,6 +155,13 @@ def build_backbone(backbone, size, weights="imagenet"):
             f"({type(error).__name__}: {error}); use --weights none to start "
             "from random weights, or --weights PATH for a local file"
         ) from error
+    if weights is None:
+        # From scratch, the applications' slow batch-norm averages (momentum
+        # 0.99-0.999) lag far behind the weights for the first thousands of
+        # steps, and inference-mode accuracy sits at chance meanwhile.
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = min(layer.momentum, 0.9)
     if path is not None:
         try:
             model.load_weights(path, skip_mismatch=False)

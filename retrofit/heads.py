@@ -122,7 +122,8 @@ def build_retrofit_model(
             x = keras.layers.ReLU(name="head_relu")(x)
         else:
             x = SPLASH(name="head_splash")(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    # Logits stay float32 under mixed precision, for a stable softmax.
+    outputs = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
     model = keras.Model(
         inputs, outputs, name=f"{entry.name.lower()}_{head}_retrofit"
     )

@@ -1,0 +1,216 @@
+"""The `retrofit` command line.
+
+    retrofit --backbone InceptionV3 --dataset cifar10 --head dense --lam 100 \\
+        --epochs 30 --out runs/inception-cifar10
+    retrofit evaluate RUN_DIR [--eps 0.03] [--suite paper]
+    retrofit export RUN_DIR [--to PATH]
+    retrofit backbones
+
+Bad input ends with one line on stderr and exit status 2.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from retrofit.backbones import BACKBONES  # noqa: E402
+from retrofit.backbones import BackboneError  # noqa: E402
+from retrofit.heads import HEADS  # noqa: E402
+from retrofit.run import RECIPES  # noqa: E402
+from retrofit.run import SUITE_CHOICES  # noqa: E402
+from retrofit.run import RunError  # noqa: E402
+from retrofit.run import RunSettings  # noqa: E402
+
+COMMANDS = ("evaluate", "export", "backbones")
+
+
+def _number(text):
+    """A float, also written as a fraction such as `8/255`."""
+    try:
+        if "/" in text:
+            numerator, denominator = text.split("/")
+            return float(numerator) / float(denominator)
+        return float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _optional_int(text):
+    return None if text.lower() == "none" else int(text)
+
+
+def _add_evaluation_options(parser, defaults):
+    group = parser.add_argument_group("robustness evaluation")
+    group.add_argument("--eps", type=_number, default=defaults.get("eps"),
+                       help="attack radius, e.g. 8/255 (default: %(default).4g)")
+    group.add_argument("--norm", choices=("linf", "l2"), default=defaults.get("norm"),
+                       help="threat model (default: %(default)s)")
+    group.add_argument("--suite", choices=SUITE_CHOICES, default=defaults.get("suite"),
+                       help="attack suite; auto is adaptive for capped models, standard "
+                            "otherwise (default: %(default)s)")
+    group.add_argument("--eval-images", type=int, default=defaults.get("eval_images"),
+                       help="test images attacked (default: %(default)s)")
+    group.add_argument("--apgd-steps", type=int, default=defaults.get("apgd_steps"),
+                       help="APGD iterations (default: the suite's 100)")
+    group.add_argument("--square-queries", type=int, default=defaults.get("square_queries"),
+                       help="Square attack query budget (default: the suite's 5000)")
+
+
+def train_parser():
+    d = RunSettings(backbone="", dataset="")
+    parser = argparse.ArgumentParser(
+        prog="retrofit",
+        description="Retrofit a keras.applications backbone with a D-ReLU head or "
+                    "input convolution, fine-tune it, evaluate its robustness "
+                    "honestly and export it for serving.",
+        epilog="Other commands: 'retrofit evaluate RUN_DIR', 'retrofit export RUN_DIR', "
+               "'retrofit backbones' (each has --help).",
+    )
+    parser.add_argument("--backbone", required=True,
+                        help="keras.applications classifier, e.g. MobileNetV2, ResNet50, "
+                             "InceptionV3 ('retrofit backbones' lists them)")
+    parser.add_argument("--out", required=True, help="output directory of the run")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a run already in --out")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --out with its stored settings")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default="digits",
+                      help="mnist, cifar10, cifar100, tiny_imagenet, npz or digits "
+                           "(scikit-learn's bundled digits, offline) (default: %(default)s)")
+    data.add_argument("--data-path",
+                      help="the .npz file for --dataset npz, or a tiny-imagenet-200 "
+                           "directory (downloaded when omitted)")
+    data.add_argument("--data-dir", help="tensorflow-datasets data directory")
+    data.add_argument("--no-download", dest="download", action="store_false",
+                      help="never download a data set")
+    data.add_argument("--image-size", type=int, default=d.image_size,
+                      help="side of the digits images (default: %(default)s)")
+    data.add_argument("--limit", type=int,
+                      help="use at most this many train and test examples")
+    data.add_argument("--augment", help="augmentation preset of the data pipeline")
+    data.add_argument("--validation-split", type=float, default=d.validation_split,
+                      help="share of training data held out (default: %(default)s)")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--head", choices=HEADS, default=d.head,
+                       help="dense: Dense -> DReLU head before the output (paper Fig. 10); "
+                            "conv: Conv2D -> DReLU after the input (Fig. 13); relu, splash: "
+                            "baseline heads (default: %(default)s)")
+    model.add_argument("--units", type=int, default=d.units,
+                       help="width of the dense head (default: %(default)s)")
+    model.add_argument("--lam", type=_number, default=d.lam,
+                       help="cap penalty lam * sum(m**2) (default: %(default)s)")
+    model.add_argument("--initial-max-value", type=_number, default=d.initial_max_value,
+                       help="initial cap (default: %(default)s)")
+    model.add_argument("--weights", default=d.weights,
+                       help="imagenet (downloaded by Keras), none, or a weights file "
+                            "(default: %(default)s)")
+    model.add_argument("--backbone-size", type=int,
+                       help="side the backbone is fed (default: the data's, raised to "
+                            "the backbone's minimum)")
+
+    training = parser.add_argument_group("training")
+    training.add_argument("--recipe", choices=RECIPES, default=d.recipe,
+                          help="auto is drelu for penalised caps, else standard "
+                               "(default: %(default)s)")
+    training.add_argument("--epochs", type=int, default=d.epochs,
+                          help="maximum epochs, with the paper's early stopping "
+                               "(default: %(default)s)")
+    training.add_argument("--freeze-epochs", type=int, default=d.freeze_epochs,
+                          help="epochs with the backbone frozen first (default: %(default)s)")
+    training.add_argument("--natural-epochs", type=int, default=d.natural_epochs,
+                          help="natural epochs before an adversarial recipe "
+                               "(default: %(default)s)")
+    training.add_argument("--batch-size", type=int, default=d.batch_size,
+                          help="batch size (default: %(default)s)")
+    training.add_argument("--train-eps", type=_number,
+                          help="radius of adversarial training (default: --eps)")
+    training.add_argument("--attack-steps", type=int, default=d.attack_steps,
+                          help="PGD steps of pgd-at and trades (default: %(default)s)")
+    training.add_argument("--beta", type=_number, default=d.beta,
+                          help="TRADES trade-off (default: %(default)s)")
+    training.add_argument("--strategy", default=d.strategy,
+                          help="tf.distribute strategy: none, auto, mirrored, "
+                               "multi_worker, tpu (default: %(default)s)")
+    training.add_argument("--mixed-precision", choices=("auto", "on", "off"),
+                          default=d.mixed_precision,
+                          help="mixed_float16; auto turns it on with a GPU "
+                               "(default: %(default)s)")
+    training.add_argument("--seed", type=int, default=d.seed,
+                          help="seed of every random choice (default: %(default)s)")
+    _add_evaluation_options(parser, dataclasses.asdict(d))
+    return parser
+
+
+def evaluate_parser():
+    parser = argparse.ArgumentParser(
+        prog="retrofit evaluate",
+        description="Evaluate the model of a finished run again; the options change "
+                    "the stored settings for this evaluation.",
+    )
+    parser.add_argument("run_dir", help="output directory of a run")
+    _add_evaluation_options(parser, {})
+    return parser
+
+
+def export_parser():
+    parser = argparse.ArgumentParser(
+        prog="retrofit export",
+        description="Export the model of a finished run as a SavedModel taking uint8 "
+                    "images ('images') and returning 'probabilities' and 'class_id'.",
+    )
+    parser.add_argument("run_dir", help="output directory of a run")
+    parser.add_argument("--to", help="directory to write (default: RUN_DIR/serving)")
+    return parser
+
+
+def _list_backbones():
+    for entry in BACKBONES.values():
+        note = f", ImageNet weights need {entry.imagenet_size}x{entry.imagenet_size}" \
+            if entry.imagenet_size else ""
+        print(f"{entry.name:20s} min input {entry.min_size}x{entry.min_size}{note}")
+
+
+def _dispatch(argv):
+    from retrofit import run as runs
+
+    if argv and argv[0] == "backbones":
+        _list_backbones()
+        return
+    if argv and argv[0] == "evaluate":
+        args = evaluate_parser().parse_args(argv[1:])
+        changes = {
+            key: value
+            for key, value in vars(args).items()
+            if key != "run_dir" and value is not None
+        }
+        runs.evaluate_existing(args.run_dir, **changes)
+        return
+    if argv and argv[0] == "export":
+        args = export_parser().parse_args(argv[1:])
+        runs.export_existing(args.run_dir, args.to)
+        return
+    args = vars(train_parser().parse_args(argv))
+    out, resume, overwrite = args.pop("out"), args.pop("resume"), args.pop("overwrite")
+    if resume and overwrite:
+        raise RunError("--resume and --overwrite contradict each other")
+    runs.run(RunSettings(**args), out, resume=resume, overwrite=overwrite)
+
+
+def main(argv=None):
+    """Entry point of `retrofit` and `python -m retrofit`; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        _dispatch(argv)
+    except (RunError, BackboneError) as error:
+        print(f"retrofit: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("retrofit: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+    return 0

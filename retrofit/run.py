@@ -1,0 +1,521 @@
+"""One retrofit run: data, model, fine-tuning, evaluation, export.
+
+A run lives in one output directory:
+
+- `run.json`: every setting, the stage reached and every result;
+- `checkpoints/<phase>/`: `BackupAndRestore` state while a phase trains,
+  and `<phase>.weights.h5` once it is done;
+- `model.keras`: the trained classifier;
+- `report.md`, `report.json`, `report.csv`, `examples.png`: the
+  robustness evaluation;
+- `serving/`: the SavedModel for serving (uint8 images in, probabilities
+  and class ids out).
+
+Every file is written to a temporary name and renamed into place, so an
+interrupted run never leaves a half-written file behind; `resume=True`
+continues from the last finished epoch or stage.
+"""
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import pathlib
+import shutil
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_drelu import max_values
+from keras_drelu.evaluation import evaluate_robustness
+from keras_drelu.training import train
+from retrofit import data as data_sources
+from retrofit.backbones import get_backbone
+from retrofit.export import export_for_serving
+from retrofit.heads import HEADS
+from retrofit.heads import backbone_layer
+from retrofit.heads import build_retrofit_model
+
+RECIPES = ("auto", "drelu", "standard", "pgd-at", "fgsm-at", "trades")
+SUITE_CHOICES = ("auto", "paper", "standard", "adaptive")
+STAGES = ("created", "trained", "evaluated", "exported")
+
+
+class RunError(ValueError):
+    """A setting or output directory that a run cannot use."""
+
+
+@dataclasses.dataclass
+class RunSettings:
+    """Every setting of a run; stored in `run.json`.
+
+    Args:
+        backbone: A `keras.applications` classifier name.
+        dataset: A name of `retrofit.data.SOURCES`.
+        data_path: File or directory for `npz` / `tiny_imagenet`.
+        data_dir: tensorflow-datasets data directory.
+        download: Whether tensorflow-datasets may download.
+        image_size: Side of the `digits` images.
+        limit: Cap on the number of train and test examples.
+        augment: Augmentation preset of the data pipelines.
+        validation_split: Share of training data held out.
+        head: One of `retrofit.heads.HEADS`.
+        units: Width of the dense head.
+        lam: Penalty on the caps.
+        initial_max_value: Initial cap.
+        weights: `"imagenet"`, `"none"` or a weights file.
+        backbone_size: Side the backbone is fed (`None`: automatic).
+        recipe: One of `RECIPES`; `"auto"` is `"drelu"` when the model has
+            penalised caps, else `"standard"`.
+        epochs: Maximum fine-tuning epochs.
+        freeze_epochs: Epochs with the backbone frozen, before fine-tuning.
+        natural_epochs: Natural epochs before an adversarial recipe.
+        batch_size: Training and evaluation batch size.
+        train_eps: Radius of adversarial training (`None`: `eps`).
+        attack_steps: PGD steps of adversarial training.
+        beta: TRADES trade-off.
+        eps: Radius of the robustness evaluation.
+        norm: `"linf"` or `"l2"`.
+        suite: Attack suite; `"auto"` is `"adaptive"` for capped models.
+        eval_images: Number of test images attacked.
+        apgd_steps: APGD iterations (`None`: the suite's 100).
+        square_queries: Square's query budget (`None`: the suite's 5000).
+        strategy: `tf.distribute` strategy name.
+        mixed_precision: `"auto"` (on with a GPU), `"on"` or `"off"`.
+        seed: Seed of every random choice.
+    """
+
+    backbone: str
+    dataset: str
+    data_path: str | None = None
+    data_dir: str | None = None
+    download: bool = True
+    image_size: int = 32
+    limit: int | None = None
+    augment: str | None = None
+    validation_split: float = 0.1
+    head: str = "dense"
+    units: int = 256
+    lam: float = 1e-3
+    initial_max_value: float = 100.0
+    weights: str = "imagenet"
+    backbone_size: int | None = None
+    recipe: str = "auto"
+    epochs: int = 30
+    freeze_epochs: int = 0
+    natural_epochs: int = 0
+    batch_size: int = 64
+    train_eps: float | None = None
+    attack_steps: int = 10
+    beta: float = 6.0
+    eps: float = 8 / 255
+    norm: str = "linf"
+    suite: str = "auto"
+    eval_images: int = 500
+    apgd_steps: int | None = None
+    square_queries: int | None = None
+    strategy: str = "none"
+    mixed_precision: str = "auto"
+    seed: int = 0
+
+    def validate(self):
+        """Checks every setting; raises `RunError` naming the bad one."""
+        get_backbone(self.backbone)
+        if self.dataset not in data_sources.SOURCES:
+            raise RunError(
+                f"unknown dataset {self.dataset!r}; known: "
+                f"{', '.join(sorted(data_sources.SOURCES))}"
+            )
+        if self.dataset == "npz" and not self.data_path:
+            raise RunError("--dataset npz needs --data-path FILE.npz")
+        if self.data_path and not os.path.exists(self.data_path):
+            raise RunError(f"data path {self.data_path!r} does not exist")
+        choices = {
+            "head": HEADS,
+            "recipe": RECIPES,
+            "suite": SUITE_CHOICES,
+            "norm": ("linf", "l2"),
+            "mixed_precision": ("auto", "on", "off"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise RunError(
+                    f"{name} must be one of {', '.join(allowed)}; got "
+                    f"{getattr(self, name)!r}"
+                )
+        for name in ("lam", "initial_max_value", "beta"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise RunError(f"{name} must be a finite number >= 0; got {value}")
+        for name in ("units", "epochs", "batch_size", "attack_steps", "eval_images", "image_size"):
+            if getattr(self, name) < 1:
+                raise RunError(f"{name} must be at least 1; got {getattr(self, name)}")
+        for name in ("freeze_epochs", "natural_epochs"):
+            if getattr(self, name) < 0:
+                raise RunError(f"{name} must be at least 0; got {getattr(self, name)}")
+        for name in ("limit", "apgd_steps", "square_queries", "backbone_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise RunError(f"{name} must be at least 1; got {value}")
+        if not 0 <= self.validation_split < 1:
+            raise RunError(
+                f"validation split must lie in [0, 1); got {self.validation_split}"
+            )
+        # Inputs lie in [0, 1]: an L-inf radius of 1 or more allows any image.
+        upper = 1.0 if self.norm == "linf" else math.inf
+        for name in ("eps", "train_eps"):
+            value = getattr(self, name)
+            if value is not None and not (0 < value < upper):
+                raise RunError(
+                    f"{name} must lie in (0, {upper}) for {self.norm} on images "
+                    f"in [0, 1]; got {value}"
+                )
+        if self.weights not in ("imagenet", "none") and not os.path.isfile(
+            self.weights
+        ):
+            raise RunError(
+                f"weights file {self.weights!r} does not exist; use "
+                "--weights imagenet, none or a path to a weights file"
+            )
+
+    @property
+    def backbone_weights(self):
+        return None if self.weights == "none" else self.weights
+
+    def resolved_recipe(self):
+        if self.recipe != "auto":
+            return self.recipe
+        capped = self.head in ("dense", "conv") and self.lam > 0
+        return "drelu" if capped else "standard"
+
+
+class RunDirectory:
+    """The files of one run, written atomically."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+
+    def __truediv__(self, name):
+        return self.path / name
+
+    @property
+    def exists(self):
+        return (self / "run.json").is_file()
+
+    def read(self):
+        try:
+            return json.loads((self / "run.json").read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise RunError(f"{self / 'run.json'} cannot be read: {error}") from error
+
+    def write(self, record):
+        self.write_text("run.json", json.dumps(record, indent=2, default=_json_default))
+
+    def write_text(self, name, text):
+        target = self / name
+        temporary = target.with_name(f".{target.name}.tmp")
+        temporary.write_text(text)
+        os.replace(temporary, target)
+
+    def save_model(self, model):
+        temporary = self / ".model.tmp.keras"
+        model.save(temporary)
+        os.replace(temporary, self / "model.keras")
+
+    def load_model(self):
+        path = self / "model.keras"
+        if not path.is_file():
+            raise RunError(f"{self.path} holds no trained model ({path.name})")
+        return keras.saving.load_model(path)
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def load_data(settings):
+    """The `DataSplits` of a run's data set."""
+    kwargs = {
+        "batch_size": settings.batch_size,
+        "seed": settings.seed,
+        "limit": settings.limit,
+        "augment": settings.augment,
+        "validation_split": settings.validation_split,
+    }
+    if settings.dataset in ("mnist", "cifar10", "cifar100", "tiny_imagenet"):
+        kwargs.update(data_dir=settings.data_dir, download=settings.download)
+    if settings.dataset in ("npz", "tiny_imagenet"):
+        kwargs["path"] = settings.data_path
+    if settings.dataset == "digits":
+        kwargs["image_size"] = settings.image_size
+    try:
+        return data_sources.load(settings.dataset, **kwargs)
+    except (ValueError, FileNotFoundError) as error:
+        raise RunError(str(error).splitlines()[0]) from error
+
+
+def take_arrays(dataset, count):
+    """The first `count` examples of a batched dataset, as numpy arrays."""
+    images, labels, total = [], [], 0
+    for batch_images, batch_labels in dataset:
+        images.append(batch_images.numpy())
+        labels.append(batch_labels.numpy())
+        total += len(batch_labels)
+        if total >= count:
+            break
+    return np.concatenate(images)[:count], np.concatenate(labels)[:count]
+
+
+def _phases(settings):
+    phases = []
+    if settings.freeze_epochs:
+        phases.append(("frozen", settings.freeze_epochs))
+    phases.append(("finetune", settings.epochs))
+    return phases
+
+
+def _set_precision(settings):
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    mixed = settings.mixed_precision == "on" or (
+        settings.mixed_precision == "auto" and has_gpu
+    )
+    keras.config.set_dtype_policy("mixed_float16" if mixed else "float32")
+    return mixed
+
+
+def _build(settings, info):
+    return build_retrofit_model(
+        settings.backbone,
+        info.image_shape,
+        info.num_classes,
+        head=settings.head,
+        units=settings.units,
+        lam=settings.lam,
+        initial_max_value=settings.initial_max_value,
+        weights=settings.backbone_weights,
+        image_size=settings.backbone_size,
+    )
+
+
+def _rebuild(settings, info, directory, done, trainable):
+    model = _build(settings, info)
+    if done:
+        model.load_weights(directory / "checkpoints" / f"{done[-1]}.weights.h5")
+    backbone_layer(model).trainable = trainable
+    return model
+
+
+def train_run(settings, directory, record, splits, model, log):
+    """Fine-tunes `model` phase by phase, resuming a phase from its backup."""
+    recipe = settings.resolved_recipe()
+    record["recipe"] = recipe
+    done = record.setdefault("phases_done", [])
+    history = record.setdefault("history", {})
+    seeded = False
+    for phase, epochs in _phases(settings):
+        weights_file = directory / "checkpoints" / f"{phase}.weights.h5"
+        if phase in done and weights_file.is_file():
+            model.load_weights(weights_file)
+            continue
+        log(f"[{phase}] training {epochs} epoch(s) with recipe {recipe!r}")
+        trainable = phase != "frozen"
+        backbone_layer(model).trainable = trainable
+        adversarial = recipe in ("pgd-at", "fgsm-at", "trades")
+        if settings.strategy != "none":
+            # Variables must be made inside the strategy's scope: rebuild the
+            # model there, with the weights of the phases already done.
+            model = functools.partial(
+                _rebuild, settings, splits.info, directory, done, trainable
+            )
+        result = train(
+            model,
+            splits.train,
+            splits.validation,
+            recipe=recipe,
+            epochs=epochs,
+            eps=(settings.train_eps or settings.eps) if adversarial else None,
+            attack_steps=settings.attack_steps
+            if recipe in ("pgd-at", "trades")
+            else None,
+            beta=settings.beta if recipe == "trades" else None,
+            natural_epochs=settings.natural_epochs if phase == "finetune" else 0,
+            backup_dir=str(directory / "checkpoints" / phase),
+            strategy=None if settings.strategy == "none" else settings.strategy,
+            seed=None if seeded else settings.seed,
+            verbose="auto",
+        )
+        seeded = True
+        model = result.model
+        model.save_weights(weights_file)
+        history[phase] = {
+            "epochs": [int(epoch) for epoch in result.epoch],
+            **{
+                key: [float(v) for v in values]
+                for key, values in result.history.items()
+            },
+        }
+        done.append(phase)
+        directory.write(record)
+    backbone_layer(model).trainable = True
+    return model
+
+
+def _overrides(settings):
+    overrides = {}
+    if settings.apgd_steps:
+        for name in ("APGD-CE", "APGD-DLR", "APGD-T"):
+            overrides[name] = {"steps": settings.apgd_steps}
+    if settings.square_queries:
+        overrides["Square"] = {"n_queries": settings.square_queries}
+    return overrides
+
+
+def evaluate_model(settings, directory, record, model, splits, log):
+    """Clean accuracy on the test split, then the robustness report."""
+    model.compile(
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    _, clean = model.evaluate(splits.test, verbose=0)
+    log(f"clean test accuracy: {clean:.4f}")
+    x, y = take_arrays(splits.test, settings.eval_images)
+    report = evaluate_robustness(
+        model,
+        x,
+        y,
+        settings.eps,
+        norm=settings.norm,
+        suite=None if settings.suite == "auto" else settings.suite,
+        batch_size=max(settings.batch_size, 128),
+        overrides=_overrides(settings) or None,
+        seed=settings.seed,
+        model_name=f"{settings.backbone} + {settings.head} head",
+    )
+    directory.write_text("report.md", report.to_markdown())
+    directory.write_text("report.json", report.to_json())
+    directory.write_text("report.csv", report.to_csv())
+    report.save_examples_png(str(directory / "examples.png"))
+    record["results"] = {
+        "clean_test_accuracy": float(clean),
+        "robustness": report.to_dict(),
+        "max_values": {
+            name: {
+                "min": float(caps.min()),
+                "mean": float(caps.mean()),
+                "max": float(caps.max()),
+            }
+            for name, caps in max_values(model).items()
+        },
+    }
+    return report
+
+
+def _check_directory(directory, settings, resume, overwrite):
+    """The settings and record to run with, after checking `directory`."""
+    if directory.path.exists() and not directory.path.is_dir():
+        raise RunError(f"output path {str(directory.path)!r} is a file")
+    if directory.exists and not (resume or overwrite):
+        raise RunError(
+            f"output directory {str(directory.path)!r} already holds a run; "
+            "pass --resume to continue it or --overwrite to replace it"
+        )
+    if resume:
+        if not directory.exists:
+            raise RunError(
+                f"nothing to resume: {str(directory.path)!r} holds no run.json"
+            )
+        record = directory.read()
+        return RunSettings(**record["settings"]), record
+    return settings, {"settings": dataclasses.asdict(settings), "stage": "created"}
+
+
+def run(settings, out, *, resume=False, overwrite=False, log=print):
+    """Runs (or resumes) a whole retrofit and returns its `run.json` record.
+
+    Nothing is written before the settings, the data and the backbone have
+    been checked, so a bad setting never leaves a half-made run behind.
+
+    Args:
+        settings: `RunSettings`; with `resume`, the stored ones are used.
+        out: Output directory.
+        resume: Continue the run stored in `out`.
+        overwrite: Replace a run stored in `out`.
+        log: Where progress lines go.
+    """
+    settings.validate()
+    directory = RunDirectory(out)
+    settings, record = _check_directory(directory, settings, resume, overwrite)
+    mixed = _set_precision(settings)
+    splits = load_data(settings)
+    log(
+        f"data: {splits.info.name}, {splits.info.num_classes} classes, images "
+        f"{splits.info.image_shape}; mixed precision: {'on' if mixed else 'off'}"
+    )
+    stage = STAGES.index(record["stage"])
+    model = _build(settings, splits.info) if stage < STAGES.index("trained") else None
+    if not resume:
+        if overwrite and directory.path.exists():
+            shutil.rmtree(directory.path)
+        (directory / "checkpoints").mkdir(parents=True, exist_ok=True)
+        directory.write(record)
+    if model is not None:
+        model = train_run(settings, directory, record, splits, model, log)
+        directory.save_model(model)
+        record["stage"] = "trained"
+        directory.write(record)
+    else:
+        model = directory.load_model()
+    if stage < STAGES.index("evaluated"):
+        report = evaluate_model(settings, directory, record, model, splits, log)
+        log(str(report))
+        record["stage"] = "evaluated"
+        directory.write(record)
+    if stage < STAGES.index("exported"):
+        record["serving"] = export_for_serving(model, directory / "serving")
+        record["stage"] = "exported"
+        directory.write(record)
+    log(f"model: {directory / 'model.keras'}")
+    log(f"SavedModel for serving: {record['serving']}")
+    return record
+
+
+def evaluate_existing(out, log=print, **changes):
+    """Evaluates the model of a finished run again, with `changes` applied.
+
+    Args:
+        out: The run's directory.
+        log: Where progress lines go.
+        **changes: `RunSettings` fields to change for this evaluation
+            (`eps`, `norm`, `suite`, `eval_images`, `apgd_steps`,
+            `square_queries`).
+    """
+    directory = RunDirectory(out)
+    if not directory.exists:
+        raise RunError(f"{str(directory.path)!r} holds no run (no run.json)")
+    record = directory.read()
+    settings = dataclasses.replace(RunSettings(**record["settings"]), **changes)
+    settings.validate()
+    model = directory.load_model()
+    splits = load_data(settings)
+    report = evaluate_model(settings, directory, record, model, splits, log)
+    record["settings"] = dataclasses.asdict(settings)
+    directory.write(record)
+    log(str(report))
+    return report
+
+
+def export_existing(out, to=None, log=print):
+    """Exports the model of a finished run as a SavedModel for serving."""
+    directory = RunDirectory(out)
+    if not directory.exists:
+        raise RunError(f"{str(directory.path)!r} holds no run (no run.json)")
+    model = directory.load_model()
+    path = export_for_serving(model, to or directory / "serving")
+    log(f"SavedModel for serving: {path}")
+    return path
