@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import importlib
 import os
+import warnings
 
 import keras
 
@@ -164,7 +165,11 @@ def build_backbone(backbone, size, weights="imagenet"):
                 layer.momentum = min(layer.momentum, 0.9)
     if path is not None:
         try:
-            model.load_weights(path, skip_mismatch=False)
+            # Keras only warns about parts of the file it cannot match,
+            # leaving those weights random: treat that as a misfit too.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", UserWarning)
+                model.load_weights(path, skip_mismatch=False)
         except Exception as error:
             raise BackboneError(
                 f"weights file {path!r} does not fit {backbone.name} without "

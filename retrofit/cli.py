@@ -93,8 +93,9 @@ def train_parser():
     data.add_argument("--limit", type=int,
                       help="use at most this many train and test examples")
     data.add_argument("--augment", help="augmentation preset of the data pipeline")
-    data.add_argument("--validation-split", type=float, default=d.validation_split,
-                      help="share of training data held out (default: %(default)s)")
+    data.add_argument("--validation-split", type=float,
+                      help="share of training data held out (default: 0.2 for "
+                           "tiny_imagenet as in the paper, else 0.1)")
 
     model = parser.add_argument_group("model")
     model.add_argument("--head", choices=HEADS, default=d.head,

@@ -60,7 +60,8 @@ class RunSettings:
         image_size: Side of the `digits` images.
         limit: Cap on the number of train and test examples.
         augment: Augmentation preset of the data pipelines.
-        validation_split: Share of training data held out.
+        validation_split: Share of training data held out (`None`: the
+            source's default, 0.2 for Tiny ImageNet as in the paper, else 0.1).
         head: One of `retrofit.heads.HEADS`.
         units: Width of the dense head.
         lam: Penalty on the caps.
@@ -95,7 +96,7 @@ class RunSettings:
     image_size: int = 32
     limit: int | None = None
     augment: str | None = None
-    validation_split: float = 0.1
+    validation_split: float | None = None
     head: str = "dense"
     units: int = 256
     lam: float = 1e-3
@@ -159,7 +160,7 @@ class RunSettings:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise RunError(f"{name} must be at least 1; got {value}")
-        if not 0 <= self.validation_split < 1:
+        if self.validation_split is not None and not 0 <= self.validation_split < 1:
             raise RunError(
                 f"validation split must lie in [0, 1); got {self.validation_split}"
             )
@@ -246,8 +247,9 @@ def load_data(settings):
         "seed": settings.seed,
         "limit": settings.limit,
         "augment": settings.augment,
-        "validation_split": settings.validation_split,
     }
+    if settings.validation_split is not None:
+        kwargs["validation_split"] = settings.validation_split
     if settings.dataset in ("mnist", "cifar10", "cifar100", "tiny_imagenet"):
         kwargs.update(data_dir=settings.data_dir, download=settings.download)
     if settings.dataset in ("npz", "tiny_imagenet"):

@@ -1,0 +1,253 @@
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_drelu import DReLU
+from retrofit import run as runs
+from retrofit.cli import main
+
+TINY = [
+    "--weights", "none", "--units", "8", "--epochs", "1", "--limit", "120",
+    "--batch-size", "32", "--eval-images", "16", "--apgd-steps", "2",
+    "--square-queries", "10",
+]
+
+
+def run_cli(capsys, *argv):
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_usage_error(capsys, argv, message):
+    status, _, err = run_cli(capsys, *argv)
+    assert status == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("retrofit: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """One finished quick-start run, shared by the tests that inspect it."""
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    argv = ["--backbone", "MobileNetV2", "--dataset", "digits", "--out", str(out), *TINY]
+    import io
+    from contextlib import redirect_stdout
+
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        status = main(argv)
+    assert status == 0
+    return out, buffer.getvalue()
+
+
+@pytest.mark.slow
+def test_quick_start_end_to_end(digits_run):
+    out, printed = digits_run
+    assert "clean test accuracy:" in printed
+    assert "Worst-case robust accuracy" in printed
+    assert f"SavedModel for serving: {out / 'serving'}" in printed
+    record = json.loads((out / "run.json").read_text())
+    assert record["stage"] == "exported"
+    assert record["recipe"] == "drelu"
+    assert record["settings"]["backbone"] == "MobileNetV2"
+    results = record["results"]
+    assert 0.0 <= results["clean_test_accuracy"] <= 1.0
+    assert set(results["max_values"]) == {"head_cap"}
+    assert results["robustness"]["suite"] == "adaptive"
+    for name in ("model.keras", "report.md", "report.json", "report.csv", "examples.png"):
+        assert (out / name).is_file(), name
+    model = keras.saving.load_model(out / "model.keras")
+    assert isinstance(model.get_layer("head_cap"), DReLU)
+    assert not list(out.glob("**/.*.tmp*"))  # no half-written files left
+
+
+@pytest.mark.slow
+def test_saved_model_cli_gives_the_keras_classes(digits_run, tmp_path):
+    out, _ = digits_run
+    images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 1), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    cli = pathlib.Path(sys.executable).with_name("saved_model_cli")
+    result = subprocess.run(
+        [str(cli), "run", "--dir", str(out / "serving"), "--tag_set", "serve",
+         "--signature_def", "serving_default",
+         "--inputs", f"images={tmp_path / 'images.npy'}",
+         "--outdir", str(tmp_path / "outputs")],
+        capture_output=True, text=True, cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    class_id = np.load(tmp_path / "outputs" / "class_id.npy")
+    probabilities = np.load(tmp_path / "outputs" / "probabilities.npy")
+    model = keras.saving.load_model(out / "model.keras")
+    logits = model.predict(images.astype("float32") / 255.0, verbose=0)
+    np.testing.assert_array_equal(class_id, logits.argmax(axis=1))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_evaluate_and_export_commands(digits_run, capsys, tmp_path):
+    out, _ = digits_run
+    status, printed, err = run_cli(
+        capsys, "evaluate", str(out), "--eps", "4/255", "--suite", "standard",
+        "--eval-images", "8", "--apgd-steps", "2", "--square-queries", "5",
+    )
+    assert status == 0, err
+    assert "suite `standard`" in printed
+    record = json.loads((out / "run.json").read_text())
+    assert record["settings"]["eps"] == pytest.approx(4 / 255)
+    status, printed, err = run_cli(capsys, "export", str(out), "--to", str(tmp_path / "served"))
+    assert status == 0, err
+    assert (tmp_path / "served" / "saved_model.pb").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_cifar10_subset_npz(shared_data_dir, tmp_path, capsys):
+    out = tmp_path / "cifar"
+    status, printed, err = run_cli(
+        capsys, "--backbone", "MobileNetV2", "--dataset", "npz",
+        "--data-path", str(shared_data_dir / "cifar10-subset.npz"),
+        "--head", "conv", "--out", str(out), *TINY,
+    )
+    assert status == 0, err
+    assert "data: cifar10-subset, 10 classes, images (32, 32, 3)" in printed
+    record = json.loads((out / "run.json").read_text())
+    assert set(record["results"]["max_values"]) == {"input_cap"}
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_without_repeating_epochs(tmp_path, capsys, monkeypatch):
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    real_train = runs.train
+
+    def interrupted_train(*args, **kwargs):
+        return real_train(*args, **{**kwargs, "callbacks": [Interrupt()]})
+
+    out = tmp_path / "run"
+    argv = ["--backbone", "MobileNetV2", "--dataset", "digits", "--out", str(out),
+            *TINY, "--epochs", "2", "--suite", "standard"]
+    monkeypatch.setattr(runs, "train", interrupted_train)
+    status, _, err = run_cli(capsys, *argv)
+    assert status == 130
+    assert "--resume" in err
+    record = json.loads((out / "run.json").read_text())
+    assert record["stage"] == "created"
+    assert not (out / "model.keras").exists()
+
+    monkeypatch.setattr(runs, "train", real_train)
+    status, printed, err = run_cli(capsys, *argv, "--resume")
+    assert status == 0, err
+    record = json.loads((out / "run.json").read_text())
+    assert record["stage"] == "exported"
+    assert record["history"]["finetune"]["epochs"] == [1]  # epoch 0 not repeated
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--backbone", "--dataset", "--head", "--lam", "--epochs", "--eps",
+                   "--weights", "--resume", "--overwrite", "--suite", "--recipe"):
+        assert option in text
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "retrofit", "--backbone", "Nope", "--out", "x"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert result.returncode == 2
+    assert "retrofit: error: unknown backbone 'Nope'" in result.stderr
+
+
+def test_backbones_command(capsys):
+    status, printed, _ = run_cli(capsys, "backbones")
+    assert status == 0
+    assert "InceptionV3          min input 75x75" in printed
+
+
+class TestBadInput:
+    def base(self, tmp_path, *extra):
+        return ["--backbone", "MobileNetV2", "--dataset", "digits",
+                "--out", str(tmp_path / "out"), *TINY, *extra]
+
+    def test_unknown_backbone_lists_close_matches(self, capsys, tmp_path):
+        argv = self.base(tmp_path)
+        argv[1] = "InceptionV4"
+        assert_usage_error(capsys, argv, "did you mean InceptionV3")
+
+    def test_unknown_dataset(self, capsys, tmp_path):
+        argv = self.base(tmp_path)
+        argv[3] = "imagenet22k"
+        assert_usage_error(capsys, argv, "unknown dataset 'imagenet22k'")
+
+    def test_missing_npz(self, capsys, tmp_path):
+        assert_usage_error(
+            capsys,
+            self.base(tmp_path, "--dataset", "npz", "--data-path", str(tmp_path / "no.npz")),
+            "does not exist",
+        )
+
+    def test_malformed_npz(self, capsys, tmp_path):
+        path = tmp_path / "bad.npz"
+        np.savez(path, x_train=np.zeros((4, 8, 8)), labels=np.zeros(4))
+        assert_usage_error(
+            capsys, self.base(tmp_path, "--dataset", "npz", "--data-path", str(path)),
+            str(path),
+        )
+        assert not (tmp_path / "out").exists()
+
+    def test_missing_tiny_imagenet_directory(self, capsys, tmp_path):
+        empty = tmp_path / "tiny"
+        empty.mkdir()
+        assert_usage_error(
+            capsys,
+            self.base(tmp_path, "--dataset", "tiny_imagenet", "--data-path", str(empty)),
+            str(empty),
+        )
+
+    def test_negative_lam(self, capsys, tmp_path):
+        assert_usage_error(capsys, self.base(tmp_path, "--lam=-1"), "lam must be")
+
+    @pytest.mark.parametrize("eps", ["0", "1.5", "-0.1"])
+    def test_eps_outside_range(self, capsys, tmp_path, eps):
+        assert_usage_error(capsys, self.base(tmp_path, f"--eps={eps}"), "eps must lie in")
+
+    def test_existing_run_needs_overwrite(self, capsys, tmp_path):
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "run.json").write_text("{}")
+        assert_usage_error(capsys, self.base(tmp_path), "--overwrite")
+        assert (tmp_path / "out" / "run.json").read_text() == "{}"
+
+    def test_missing_weights_file(self, capsys, tmp_path):
+        assert_usage_error(
+            capsys, self.base(tmp_path, "--weights", str(tmp_path / "w.weights.h5")),
+            "does not exist",
+        )
+
+    def test_weights_file_that_does_not_fit(self, capsys, tmp_path):
+        path = tmp_path / "other.weights.h5"
+        keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save_weights(path)
+        assert_usage_error(capsys, self.base(tmp_path, "--weights", str(path)), "does not fit")
+        assert not (tmp_path / "out").exists()  # nothing written for a bad setting
+
+    def test_resume_without_a_run(self, capsys, tmp_path):
+        assert_usage_error(capsys, self.base(tmp_path, "--resume"), "nothing to resume")
+
+    def test_evaluate_without_a_run(self, capsys, tmp_path):
+        assert_usage_error(capsys, ["evaluate", str(tmp_path)], "holds no run")
