@@ -88,8 +88,12 @@ def attack_factories():
         "APGD-CE": lambda m: APGD(m, eps=EPS, steps=20, seed=0),
         "APGD-DLR": lambda m: APGD(m, eps=EPS, loss="dlr", steps=20, seed=0),
         "APGD-CE-L2": lambda m: APGD(m, eps=1.0, norm="l2", steps=20, seed=0),
-        "APGD-T": lambda m: APGDT(m, eps=EPS, steps=10, n_target_classes=3, seed=0),
-        "CW-L2": lambda m: CarliniWagnerL2(m, eps=1.0, max_iterations=50, binary_search_steps=3),
+        "APGD-T": lambda m: APGDT(
+            m, eps=EPS, steps=10, n_target_classes=3, seed=0
+        ),
+        "CW-L2": lambda m: CarliniWagnerL2(
+            m, eps=1.0, max_iterations=50, binary_search_steps=3
+        ),
         "Square": lambda m: Square(m, eps=EPS, n_queries=200, seed=0),
     }
 
@@ -110,7 +114,9 @@ def test_perturbation_respects_eps_and_clip_range(model, data, name):
     low, high = 0.1, 0.9
     x = np.clip(x[:32], low, high)
     attack = attack_factories()[name](model)
-    attack = type(attack)(model, **(attack.get_config() | {"clip_values": (low, high)}))
+    attack = type(attack)(
+        model, **(attack.get_config() | {"clip_values": (low, high)})
+    )
     x_adv = attack.generate(x, y[:32])
     delta = (x_adv - x).reshape(len(x), -1)
     size = (
@@ -126,8 +132,12 @@ def test_perturbation_respects_eps_and_clip_range(model, data, name):
 
 def test_apgd_at_least_as_strong_as_pgd_with_same_budget(model, data):
     x, y = data
-    pgd = accuracy(model, PGD(model, eps=EPS, steps=20, seed=0).generate(x, y), y)
-    apgd = accuracy(model, APGD(model, eps=EPS, steps=20, seed=0).generate(x, y), y)
+    pgd = accuracy(
+        model, PGD(model, eps=EPS, steps=20, seed=0).generate(x, y), y
+    )
+    apgd = accuracy(
+        model, APGD(model, eps=EPS, steps=20, seed=0).generate(x, y), y
+    )
     assert apgd <= pgd
 
 
@@ -195,20 +205,27 @@ def test_losses_match_numpy_references():
     t = (y + 1 + rng.integers(0, 9, size=16)) % 10
     rows = np.arange(16)
     log_softmax = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    np.testing.assert_allclose(cross_entropy(z, y), -log_softmax[rows, y], rtol=1e-5)
+    np.testing.assert_allclose(
+        cross_entropy(z, y), -log_softmax[rows, y], rtol=1e-5
+    )
     others = np.where(np.eye(10, dtype=bool)[y], -np.inf, z).max(axis=1)
     np.testing.assert_allclose(margin(z, y), others - z[rows, y], rtol=1e-5)
     s = -np.sort(-z, axis=1)
     np.testing.assert_allclose(
-        dlr(z, y), -(z[rows, y] - others) / (s[:, 0] - s[:, 2] + 1e-12), rtol=1e-5
+        dlr(z, y),
+        -(z[rows, y] - others) / (s[:, 0] - s[:, 2] + 1e-12),
+        rtol=1e-5,
     )
     np.testing.assert_allclose(
         targeted_dlr(z, y, t),
-        -(z[rows, y] - z[rows, t]) / (s[:, 0] - 0.5 * (s[:, 2] + s[:, 3]) + 1e-12),
+        -(z[rows, y] - z[rows, t])
+        / (s[:, 0] - 0.5 * (s[:, 2] + s[:, 3]) + 1e-12),
         rtol=1e-5,
     )
     # DLR is invariant to shifting and positive scaling of the logits.
-    np.testing.assert_allclose(dlr(3.0 * z + 1.0, y), dlr(z, y), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        dlr(3.0 * z + 1.0, y), dlr(z, y), rtol=1e-4, atol=1e-6
+    )
 
 
 def test_apgd_checkpoints_follow_the_paper_and_autoattack():
@@ -224,9 +241,13 @@ def test_apgd_checkpoints_follow_the_paper_and_autoattack():
 
 def test_pgd_restarts_never_weaker_and_seeded_runs_repeat(model, data):
     x, y = data
-    once = accuracy(model, PGD(model, eps=EPS, steps=5, seed=1).generate(x, y), y)
+    once = accuracy(
+        model, PGD(model, eps=EPS, steps=5, seed=1).generate(x, y), y
+    )
     thrice = accuracy(
-        model, PGD(model, eps=EPS, steps=5, restarts=3, seed=1).generate(x, y), y
+        model,
+        PGD(model, eps=EPS, steps=5, restarts=3, seed=1).generate(x, y),
+        y,
     )
     assert thrice <= once
     a = APGD(model, eps=EPS, steps=10, seed=3).generate(x, y)
@@ -248,7 +269,10 @@ def test_cw_finds_small_perturbations(model, data):
     # Smaller than what PGD-L2 needs for the same inputs: it minimises L2.
     assert np.median(norms[fooled]) < 1.0
     assert set(CarliniWagnerL2.PAPER_SETTINGS) == {
-        "max_iterations", "learning_rate", "initial_const", "binary_search_steps"
+        "max_iterations",
+        "learning_rate",
+        "initial_const",
+        "binary_search_steps",
     }
 
 
@@ -267,8 +291,16 @@ def test_clone_keeps_settings(model, capped_model):
 def test_functional_pgd_signature_is_unchanged():
     parameters = inspect.signature(projected_gradient_descent).parameters
     assert list(parameters) == [
-        "loss_fn", "x", "y", "eps", "step_size", "steps", "norm",
-        "random_init", "clip_values", "seed",
+        "loss_fn",
+        "x",
+        "y",
+        "eps",
+        "step_size",
+        "steps",
+        "norm",
+        "random_init",
+        "clip_values",
+        "seed",
     ]
 
 
@@ -292,7 +324,9 @@ def test_functional_pgd_signature_is_unchanged():
     ],
 )
 def test_bad_arguments_raise_clear_errors(model, make, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        ValueError, match=message.replace("(", r"\(").replace(")", r"\)")
+    ):
         make(model)
 
 
@@ -309,7 +343,9 @@ def test_bad_calls_raise_clear_errors(model, data):
     flat = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
     with pytest.raises(ValueError, match="Square attacks images"):
         Square(flat, eps=0.1, n_queries=5).generate(x[:4].reshape(4, 64), y[:4])
-    three = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    three = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
     with pytest.raises(ValueError, match="at least 4 classes"):
         APGDT(three, eps=0.1, steps=2).generate(x[:4], y[:4] % 3)
 
@@ -322,7 +358,9 @@ def art_classifier(model):
         model,
         nb_classes=10,
         input_shape=(8, 8, 1),
-        loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss_object=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True
+        ),
         clip_values=(0.0, 1.0),
     )
 
@@ -336,8 +374,13 @@ def test_fgsm_and_pgd_match_art(model, data, art_classifier):
     ours = FGSM(model, eps=EPS).generate(x, y)
     assert abs(accuracy(model, ours, y) - accuracy(model, theirs, y)) <= 0.02
     theirs = ProjectedGradientDescent(
-        art_classifier, eps=EPS, eps_step=EPS / 4, max_iter=20,
-        num_random_init=0, batch_size=200, verbose=False,
+        art_classifier,
+        eps=EPS,
+        eps_step=EPS / 4,
+        max_iter=20,
+        num_random_init=0,
+        batch_size=200,
+        verbose=False,
     ).generate(x, y)
     ours = PGD(model, eps=EPS, step_size=EPS / 4, steps=20, random_init=False)
     ours_accuracy = accuracy(model, ours.generate(x, y), y)
@@ -350,8 +393,13 @@ def test_apgd_ce_matches_art(model, data, art_classifier):
 
     x, y = data
     theirs = AutoProjectedGradientDescent(
-        art_classifier, eps=EPS, eps_step=2 * EPS, max_iter=100,
-        nb_random_init=1, batch_size=200, verbose=False,
+        art_classifier,
+        eps=EPS,
+        eps_step=2 * EPS,
+        max_iter=100,
+        nb_random_init=1,
+        batch_size=200,
+        verbose=False,
     ).generate(x, y)
     ours = APGD(model, eps=EPS, steps=100, seed=0).generate(x, y)
     ours_accuracy = accuracy(model, ours, y)

@@ -51,7 +51,9 @@ def _train(activation, name):
     model.compile(
         "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     )
-    model.fit(x[:1400], digits.target[:1400], epochs=25, batch_size=32, verbose=0)
+    model.fit(
+        x[:1400], digits.target[:1400], epochs=25, batch_size=32, verbose=0
+    )
     return model
 
 
@@ -76,7 +78,13 @@ def capped_model():
 def report(model, data):
     x, y = data
     return evaluate_robustness(
-        model, x, y, eps=0.1, overrides=QUICK, verbose=False, sweep_eps=[0.05, 0.5]
+        model,
+        x,
+        y,
+        eps=0.1,
+        overrides=QUICK,
+        verbose=False,
+        sweep_eps=[0.05, 0.5],
     )
 
 
@@ -112,7 +120,11 @@ def test_undefended_model_passes_the_masking_checks(report):
     codes = {flag.code for flag in report.flags}
     assert report.zero_gradient_share == 0.0
     assert report.large_eps_accuracy == 0.0
-    assert not codes & {"zero-gradients", "large-eps-not-broken", "not-adaptive"}
+    assert not codes & {
+        "zero-gradients",
+        "large-eps-not-broken",
+        "not-adaptive",
+    }
     assert report.sweep.reaches_zero()
     assert report.sweep.accuracy[0] >= report.sweep.accuracy[1]
 
@@ -133,18 +145,31 @@ def test_capped_model_gets_adaptive_suite_and_is_flagged(capped_report):
 def test_paper_suite_runs_each_attack_on_every_input(capped_model, data):
     x, y = data
     report = evaluate_robustness(
-        capped_model, x, y, eps=0.2, suite="paper", overrides=QUICK,
-        verbose=False, checks_enabled=False,
+        capped_model,
+        x,
+        y,
+        eps=0.2,
+        suite="paper",
+        overrides=QUICK,
+        verbose=False,
+        checks_enabled=False,
     )
     assert not report.cascade
     assert list(report.accuracy) == [
-        "FGSM", "PGD", "APGD-CE", "APGD-DLR", "CW-L2", "Square"
+        "FGSM",
+        "PGD",
+        "APGD-CE",
+        "APGD-DLR",
+        "CW-L2",
+        "Square",
     ]
     correct = round(report.clean_accuracy * len(x))
     assert all(r.attacked == correct for r in report.results)
     cw = next(r for r in report.results if r.name == "CW-L2")
     assert (cw.norm, cw.eps) == ("l2", 18.0)
-    assert any("CW-L2 uses another threat model" in note for note in report.notes)
+    assert any(
+        "CW-L2 uses another threat model" in note for note in report.notes
+    )
     codes = {flag.code for flag in report.flags}
     assert {"not-adaptive", "black-box-stronger"} <= codes
     # Per input, the worst case is at most every attack of the threat model.
@@ -156,13 +181,20 @@ def test_suites_are_defined_in_one_place():
     assert SUITES["standard"].attacks == ("APGD-CE", "APGD-T", "Square")
     assert set(SUITES["standard"].attacks) < set(SUITES["adaptive"].attacks)
     assert SUITES["paper"].attacks == (
-        "FGSM", "PGD", "APGD-CE", "APGD-DLR", "CW-L2", "Square"
+        "FGSM",
+        "PGD",
+        "APGD-CE",
+        "APGD-DLR",
+        "CW-L2",
+        "Square",
     )
 
 
 def test_overrides_reach_wrapped_attacks(capped_model):
     attack = build_attack(
-        "BPDA(APGD-T)", capped_model, {"eps": 0.1},
+        "BPDA(APGD-T)",
+        capped_model,
+        {"eps": 0.1},
         overrides={"APGD-T": {"steps": 7}},
     )
     assert attack.name == "BPDA(APGD-T)" and attack.attack.steps == 7
@@ -172,11 +204,21 @@ def test_overrides_reach_wrapped_attacks(capped_model):
 
 def test_custom_list_of_attacks_and_probability_model(model, data):
     x, y = data
-    softmax = keras.Sequential([keras.Input((8, 8, 1)), model, keras.layers.Softmax()])
+    softmax = keras.Sequential(
+        [keras.Input((8, 8, 1)), model, keras.layers.Softmax()]
+    )
     report = evaluate_robustness(
-        softmax, x, y, eps=0.1, verbose=False, checks_enabled=False,
-        suite=[Square(softmax, eps=0.1, n_queries=50, seed=0),
-               FGSM(softmax, eps=0.1), PGD(softmax, eps=0.1, steps=5)],
+        softmax,
+        x,
+        y,
+        eps=0.1,
+        verbose=False,
+        checks_enabled=False,
+        suite=[
+            Square(softmax, eps=0.1, n_queries=50, seed=0),
+            FGSM(softmax, eps=0.1),
+            PGD(softmax, eps=0.1, steps=5),
+        ],
     )
     assert report.suite == "custom"
     # The cascade puts iterative white-box attacks first, black-box last.
@@ -187,8 +229,14 @@ def test_custom_list_of_attacks_and_probability_model(model, data):
 def test_l2_evaluation_skips_square_with_a_note(model, data):
     x, y = data
     report = evaluate_robustness(
-        model, x[:40], y[:40], eps=1.0, norm="l2", overrides=QUICK,
-        verbose=False, checks_enabled=False,
+        model,
+        x[:40],
+        y[:40],
+        eps=1.0,
+        norm="l2",
+        overrides=QUICK,
+        verbose=False,
+        checks_enabled=False,
     )
     assert "Square" not in report.accuracy
     assert any("Square skipped" in note for note in report.notes)
@@ -201,15 +249,23 @@ def test_flag_rules_on_constructed_results():
     def entry(name, kind, accuracy, broken_indices):
         broken = np.zeros(10, bool)
         broken[list(broken_indices)] = True
-        result = AttackResult(name, kind, "linf", 0.1, accuracy, 8, len(broken_indices), 0.0)
+        result = AttackResult(
+            name, kind, "linf", 0.1, accuracy, 8, len(broken_indices), 0.0
+        )
         return result, broken
 
     pgd = entry("PGD", "white-box", 0.6, [0, 1])
     fgsm = entry("FGSM", "single-step", 0.5, [2])
     square = entry("Square", "black-box", 0.4, [3])
     bpda = entry("BPDA(PGD)", "adaptive", 0.3, [4])
-    codes = [f.code for f in flag_results([pgd, fgsm, square, bpda], correct, True)]
-    assert codes == ["black-box-stronger", "fgsm-stronger-than-pgd", "adaptive-gain"]
+    codes = [
+        f.code for f in flag_results([pgd, fgsm, square, bpda], correct, True)
+    ]
+    assert codes == [
+        "black-box-stronger",
+        "fgsm-stronger-than-pgd",
+        "adaptive-gain",
+    ]
     # Independent runs compare accuracies; nothing here is suspicious.
     fgsm_weak = entry("FGSM", "single-step", 0.7, [0])
     square_weak = entry("Square", "black-box", 0.7, [1])
@@ -226,8 +282,16 @@ def test_renderings(report, tmp_path):
     assert parsed["accuracy"] == report.accuracy
     assert parsed["threat_model"] == {"norm": "linf", "eps": 0.1}
     rows = list(csv.DictReader(io.StringIO(report.to_csv())))
-    assert [row["attack"] for row in rows] == ["clean", "APGD-CE", "APGD-T", "Square", "worst-case"]
-    assert float(rows[-1]["accuracy"]) == pytest.approx(report.worst_case_accuracy)
+    assert [row["attack"] for row in rows] == [
+        "clean",
+        "APGD-CE",
+        "APGD-T",
+        "Square",
+        "worst-case",
+    ]
+    assert float(rows[-1]["accuracy"]) == pytest.approx(
+        report.worst_case_accuracy
+    )
     path = report.save_examples_png(tmp_path / "examples.png", n=4)
     image = __import__("matplotlib.image").image.imread(path)
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
@@ -236,7 +300,11 @@ def test_renderings(report, tmp_path):
 def test_verbose_prints_flags_and_progress(capped_model, data, capsys):
     x, y = data
     evaluate_robustness(
-        capped_model, x[:30], y[:30], eps=0.2, suite=[FGSM(capped_model, eps=0.2)],
+        capped_model,
+        x[:30],
+        y[:30],
+        eps=0.2,
+        suite=[FGSM(capped_model, eps=0.2)],
     )
     captured = capsys.readouterr()
     assert "WARNING [zero-gradients]" in captured.out
@@ -254,7 +322,9 @@ def test_eps_sweep_reaches_zero_only_without_masking(model, capped_model, data):
 
 
 def test_contains_capped_relu_searches_nested_models():
-    inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3), DReLU()])
+    inner = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(3), DReLU()]
+    )
     outer = keras.Sequential([keras.Input((3,)), inner, keras.layers.Dense(2)])
     plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     assert contains_capped_relu(outer) and not contains_capped_relu(plain)
@@ -266,7 +336,11 @@ def test_subclassed_capped_model_flags_missing_adaptive_attacks(data):
     class Net(keras.Model):
         def __init__(self):
             super().__init__()
-            self.layers_ = [keras.layers.Flatten(), keras.layers.Dense(10), SReLU(1.0)]
+            self.layers_ = [
+                keras.layers.Flatten(),
+                keras.layers.Dense(10),
+                SReLU(1.0),
+            ]
 
         def call(self, inputs):
             for layer in self.layers_:
@@ -276,8 +350,14 @@ def test_subclassed_capped_model_flags_missing_adaptive_attacks(data):
     net = Net()
     net(x[:1])
     report = evaluate_robustness(
-        net, x[:20], y[:20], eps=0.1, suite="adaptive", overrides=QUICK,
-        verbose=False, checks_enabled=False,
+        net,
+        x[:20],
+        y[:20],
+        eps=0.1,
+        suite="adaptive",
+        overrides=QUICK,
+        verbose=False,
+        checks_enabled=False,
     )
     codes = [flag.code for flag in report.flags]
     assert codes.count("adaptive-unavailable") == 3
@@ -315,18 +395,29 @@ def test_bad_inputs_raise_clear_errors(model, data):
 
 
 def test_attacks_needing_more_classes_are_skipped_with_a_note(data):
-    x, y = data
+    x, _ = data
     three = keras.Sequential(
         [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
     )
     y3 = np.argmax(three.predict(x[:20], verbose=0), axis=1)
     report = evaluate_robustness(
-        three, x[:20], y3, eps=0.1, suite="paper", overrides=QUICK,
-        verbose=False, checks_enabled=False,
+        three,
+        x[:20],
+        y3,
+        eps=0.1,
+        suite="paper",
+        overrides=QUICK,
+        verbose=False,
+        checks_enabled=False,
     )
     assert "APGD-DLR" in report.accuracy and "APGD-T" not in report.accuracy
     report = evaluate_robustness(
-        three, x[:20], y3, eps=0.1, overrides=QUICK, verbose=False,
+        three,
+        x[:20],
+        y3,
+        eps=0.1,
+        overrides=QUICK,
+        verbose=False,
         checks_enabled=False,
     )
     assert list(report.accuracy) == ["APGD-CE", "Square"]

@@ -52,7 +52,14 @@ class _Wrapped(Attack):
 def _base_config(attack):
     return {
         key: getattr(attack, key)
-        for key in ("eps", "norm", "clip_values", "outputs", "batch_size", "seed")
+        for key in (
+            "eps",
+            "norm",
+            "clip_values",
+            "outputs",
+            "batch_size",
+            "seed",
+        )
     }
 
 

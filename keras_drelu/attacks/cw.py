@@ -1,6 +1,7 @@
 """The Carlini & Wagner L2 attack (Carlini & Wagner, 2017)."""
 
 import math
+import types
 
 import tensorflow as tf
 
@@ -56,12 +57,14 @@ class CarliniWagnerL2(Attack):
     """
 
     name = "CW-L2"
-    PAPER_SETTINGS = {
-        "max_iterations": 10000,
-        "learning_rate": 0.01,
-        "initial_const": 0.001,
-        "binary_search_steps": 9,
-    }
+    PAPER_SETTINGS = types.MappingProxyType(
+        {
+            "max_iterations": 10000,
+            "learning_rate": 0.01,
+            "initial_const": 0.001,
+            "binary_search_steps": 9,
+        }
+    )
 
     def __init__(
         self,
@@ -108,64 +111,90 @@ class CarliniWagnerL2(Attack):
         )
         return config
 
+    def _to_input(self, w):
+        low, high = self.clip_values
+        return low + (high - low) * (tf.tanh(w) + 1.0) / 2.0
+
+    def _optimise(self, x, y, w0, const, best_l2, best):
+        """Adam on `w` for one constant; updates the smallest successes."""
+        beta1, beta2, adam_eps = 0.9, 0.999, 1e-8
+        batch = tf.shape(y)[0]
+
+        def step(t, w, m, v, best_l2, best, found):
+            with tf.GradientTape() as tape:
+                tape.watch(w)
+                x_adv = self._to_input(w)
+                gap = -margin(self.logits(x_adv), y)
+                l2sq = tf.reduce_sum(
+                    tf.reshape(tf.square(x_adv - x), [batch, -1]), axis=1
+                )
+                loss = tf.reduce_sum(
+                    l2sq + const * tf.maximum(gap + self.confidence, 0.0)
+                )
+            success = gap + self.confidence <= 0.0
+            l2 = tf.sqrt(l2sq)
+            better = success & (l2 < best_l2)
+            best_l2 = tf.where(better, l2, best_l2)
+            best = tf.where(_expand_like(better, x), x_adv, best)
+            found = found | success
+            # Adam written out: its state must restart with every constant
+            # and live inside the compiled loop.
+            grad = tape.gradient(loss, w)
+            t = t + 1.0
+            m = beta1 * m + (1.0 - beta1) * grad
+            v = beta2 * v + (1.0 - beta2) * tf.square(grad)
+            m_hat = m / (1.0 - beta1**t)
+            v_hat = v / (1.0 - beta2**t)
+            w = w - self.learning_rate * m_hat / (tf.sqrt(v_hat) + adam_eps)
+            return t, w, m, v, best_l2, best, found
+
+        zeros = tf.zeros_like(x)
+        _, _, _, _, best_l2, best, found = tf.while_loop(
+            lambda t, *_: t < self.max_iterations,
+            step,
+            (
+                tf.constant(0.0),
+                w0,
+                zeros,
+                zeros,
+                best_l2,
+                best,
+                tf.zeros(tf.shape(y), tf.bool),
+            ),
+        )
+        return best_l2, best, found
+
     def _attack_batch(self, x, y):
         low, high = self.clip_values
-        scale = high - low
-
-        def to_input(w):
-            return low + scale * (tf.tanh(w) + 1.0) / 2.0
-
-        w0 = tf.atanh(tf.clip_by_value(2.0 * (x - low) / scale - 1.0, -0.999999, 0.999999))
+        w0 = tf.atanh(
+            tf.clip_by_value(
+                2.0 * (x - low) / (high - low) - 1.0, -0.999999, 0.999999
+            )
+        )
         batch = tf.shape(y)
-        lower = tf.zeros(batch)
-        upper = tf.fill(batch, math.inf)
-        const = tf.fill(batch, self.initial_const)
-        best_l2 = tf.fill(batch, math.inf)
-        best = x
-        beta1, beta2, adam_eps = 0.9, 0.999, 1e-8
 
-        for _ in range(self.binary_search_steps):
-
-            def step(t, w, m, v, best_l2, best, found):
-                with tf.GradientTape() as tape:
-                    tape.watch(w)
-                    x_adv = to_input(w)
-                    logits = self.logits(x_adv)
-                    gap = -margin(logits, y)
-                    l2sq = tf.reduce_sum(
-                        tf.reshape(tf.square(x_adv - x), [batch[0], -1]), axis=1
-                    )
-                    loss = tf.reduce_sum(
-                        l2sq + const * tf.maximum(gap + self.confidence, 0.0)
-                    )
-                success = gap + self.confidence <= 0.0
-                l2 = tf.sqrt(l2sq)
-                better = success & (l2 < best_l2)
-                best_l2 = tf.where(better, l2, best_l2)
-                best = tf.where(_expand_like(better, x), x_adv, best)
-                found = found | success
-                # Adam written out: its state must restart with every
-                # constant and live inside the compiled loop.
-                grad = tape.gradient(loss, w)
-                t = t + 1.0
-                m = beta1 * m + (1.0 - beta1) * grad
-                v = beta2 * v + (1.0 - beta2) * tf.square(grad)
-                m_hat = m / (1.0 - beta1**t)
-                v_hat = v / (1.0 - beta2**t)
-                w = w - self.learning_rate * m_hat / (tf.sqrt(v_hat) + adam_eps)
-                return t, w, m, v, best_l2, best, found
-
-            zeros = tf.zeros_like(x)
-            _, _, _, _, best_l2, best, found = tf.while_loop(
-                lambda t, *_: t < self.max_iterations,
-                step,
-                (tf.constant(0.0), w0, zeros, zeros, best_l2, best,
-                 tf.zeros(batch, tf.bool)),
+        def search(s, lower, upper, const, best_l2, best):
+            best_l2, best, found = self._optimise(
+                x, y, w0, const, best_l2, best
             )
             upper = tf.where(found, tf.minimum(upper, const), upper)
             lower = tf.where(found, lower, tf.maximum(lower, const))
             const = tf.where(
                 tf.math.is_finite(upper), (lower + upper) / 2.0, const * 10.0
             )
+            return s + 1, lower, upper, const, best_l2, best
+
+        *_, best = tf.while_loop(
+            lambda s, *_: s < self.binary_search_steps,
+            search,
+            (
+                tf.constant(0),
+                tf.zeros(batch),
+                tf.fill(batch, math.inf),
+                tf.fill(batch, self.initial_const),
+                tf.fill(batch, math.inf),
+                x,
+            ),
+        )
         delta = project(best - x, self.eps, "l2")
         return tf.clip_by_value(x + delta, low, high)

@@ -43,5 +43,7 @@ class FGSM(Attack):
         grad = tape.gradient(
             loss, x, unconnected_gradients=tf.UnconnectedGradients.ZERO
         )
-        delta = project(self.eps * ascent_direction(grad, self.norm), self.eps, self.norm)
+        delta = project(
+            self.eps * ascent_direction(grad, self.norm), self.eps, self.norm
+        )
         return tf.clip_by_value(x + delta, low, high)

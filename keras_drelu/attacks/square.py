@@ -115,12 +115,16 @@ class Square(Attack):
                 tf.round(tf.sqrt(self._p(i) * tf.cast(h * w, tf.float32))),
                 tf.int32,
             )
-            side = tf.clip_by_value(side, 1, tf.maximum(tf.minimum(h, w) - 1, 1))
+            side = tf.clip_by_value(
+                side, 1, tf.maximum(tf.minimum(h, w) - 1, 1)
+            )
             top = self._rng.uniform([], 0, h - side + 1, dtype=tf.int32)
             left = self._rng.uniform([], 0, w - side + 1, dtype=tf.int32)
             window = (
-                (rows >= top) & (rows < top + side)
-                & (cols >= left) & (cols < left + side)
+                (rows >= top)
+                & (rows < top + side)
+                & (cols >= left)
+                & (cols < left + side)
             )
             corner = images + 2.0 * eps * sign(tf.stack([n, 1, 1, c]))
             x_new = tf.where(window, corner, x_best)
@@ -137,13 +141,13 @@ class Square(Attack):
                     images.shape,
                 ),
                 tf.ensure_shape(
-                    tf.where(improved, margin_new, margin_best), margin_best.shape
+                    tf.where(improved, margin_new, margin_best),
+                    margin_best.shape,
                 ),
             )
 
         _, x_best, _ = tf.while_loop(
-            lambda i, _, m: (i < self.n_queries - 1)
-            & tf.reduce_any(m > 0.0),
+            lambda i, _, m: (i < self.n_queries - 1) & tf.reduce_any(m > 0.0),
             body,
             (tf.constant(0), x_best, margin_best),
         )

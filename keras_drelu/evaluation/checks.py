@@ -116,7 +116,9 @@ def large_eps(norm, clip_values, input_shape):
     return float(width * math.sqrt(int(np.prod(input_shape))))
 
 
-def large_eps_attack(model, input_shape, *, norm, clip_values, outputs, batch_size, seed):
+def large_eps_attack(
+    model, input_shape, *, norm, clip_values, outputs, batch_size, seed
+):
     """PGD-20 with a radius spanning the whole input range (see `large_eps`)."""
     return PGD(
         model,
@@ -207,10 +209,14 @@ def flag_results(entries, clean_correct, cascade):
                 f"{_percent(weakest.accuracy)} for the iterative {weakest.name}"
             )
         if stronger:
-            flags.append(Flag("fgsm-stronger-than-pgd", f"{result.name} {detail}."))
+            flags.append(
+                Flag("fgsm-stronger-than-pgd", f"{result.name} {detail}.")
+            )
     if any(r.kind in ("adaptive", "transfer") for r, _ in entries):
         plain = union(("white-box", "single-step", "black-box"))
-        every = union(("white-box", "single-step", "black-box", "adaptive", "transfer"))
+        every = union(
+            ("white-box", "single-step", "black-box", "adaptive", "transfer")
+        )
         before = float((clean_correct & ~plain).mean())
         after = float((clean_correct & ~every).mean())
         if before - after > ADAPTIVE_GAIN_THRESHOLD:

@@ -58,7 +58,9 @@ def _norm_label(norm, eps):
 
 
 def _percent(value):
-    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+    return (
+        "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+    )
 
 
 @dataclasses.dataclass
@@ -156,21 +158,53 @@ class RobustnessReport:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(
-            ["attack", "kind", "norm", "eps", "accuracy", "attacked",
-             "broken", "seconds"]
+            [
+                "attack",
+                "kind",
+                "norm",
+                "eps",
+                "accuracy",
+                "attacked",
+                "broken",
+                "seconds",
+            ]
         )
         writer.writerow(
-            ["clean", "", "", "", f"{self.clean_accuracy:.6f}",
-             self.n_examples, "", ""]
+            [
+                "clean",
+                "",
+                "",
+                "",
+                f"{self.clean_accuracy:.6f}",
+                self.n_examples,
+                "",
+                "",
+            ]
         )
         for r in self.results:
             writer.writerow(
-                [r.name, r.kind, r.norm, r.eps, f"{r.accuracy:.6f}",
-                 r.attacked, r.broken, f"{r.seconds:.3f}"]
+                [
+                    r.name,
+                    r.kind,
+                    r.norm,
+                    r.eps,
+                    f"{r.accuracy:.6f}",
+                    r.attacked,
+                    r.broken,
+                    f"{r.seconds:.3f}",
+                ]
             )
         writer.writerow(
-            ["worst-case", "", self.norm, self.eps,
-             f"{self.worst_case_accuracy:.6f}", self.n_examples, "", ""]
+            [
+                "worst-case",
+                "",
+                self.norm,
+                self.eps,
+                f"{self.worst_case_accuracy:.6f}",
+                self.n_examples,
+                "",
+                "",
+            ]
         )
         return buffer.getvalue()
 
@@ -181,13 +215,17 @@ class RobustnessReport:
             if self.cascade
             else "each attack runs on every correctly classified input"
         )
-        accuracy_column = "robust accuracy after" if self.cascade else "accuracy"
+        accuracy_column = (
+            "robust accuracy after" if self.cascade else "accuracy"
+        )
         lines = [
             f"## Robustness of `{self.model_name}`",
             "",
-            f"{self.n_examples} inputs, threat model "
-            f"{_norm_label(self.norm, self.eps)}, suite `{self.suite}` "
-            f"({schedule}).",
+            (
+                f"{self.n_examples} inputs, threat model "
+                f"{_norm_label(self.norm, self.eps)}, suite `{self.suite}` "
+                f"({schedule})."
+            ),
             "",
             f"| attack | kind | threat model | {accuracy_column} | broken / attacked | time (s) |",
             "| --- | --- | --- | ---: | ---: | ---: |",
@@ -201,8 +239,11 @@ class RobustnessReport:
             )
         lines += [
             "",
-            f"**Worst-case robust accuracy: {_percent(self.worst_case_accuracy)}** "
-            f"(per input, over every {_norm_label(self.norm, self.eps)} attack).",
+            (
+                "**Worst-case robust accuracy: "
+                f"{_percent(self.worst_case_accuracy)}** (per input, over every "
+                f"{_norm_label(self.norm, self.eps)} attack)."
+            ),
         ]
         checks = []
         if self.zero_gradient_share is not None:
@@ -221,11 +262,15 @@ class RobustnessReport:
             lines += ["", self.sweep.to_markdown()]
         lines += ["", "### Flags", ""]
         if self.flags:
-            lines += [f"- **{flag.code}**: {flag.message}" for flag in self.flags]
+            lines += [
+                f"- **{flag.code}**: {flag.message}" for flag in self.flags
+            ]
         else:
             lines.append("None: no sign of gradient masking was found.")
         if self.notes:
-            lines += ["", "### Notes", ""] + [f"- {note}" for note in self.notes]
+            lines += ["", "### Notes", ""] + [
+                f"- {note}" for note in self.notes
+            ]
         return "\n".join(lines)
 
     def __str__(self):
@@ -252,7 +297,10 @@ class RobustnessReport:
 
         if self.x is None:
             raise ValueError("This report holds no images to draw.")
-        broken = np.flatnonzero(np.any(self.x_adv != self.x, axis=tuple(range(1, self.x.ndim))) & ~self.robust)
+        broken = np.flatnonzero(
+            np.any(self.x_adv != self.x, axis=tuple(range(1, self.x.ndim)))
+            & ~self.robust
+        )
         chosen = broken[:n] if len(broken) else np.arange(min(n, len(self.x)))
         figure = Figure(figsize=(1.6 * max(len(chosen), 1), 5.0))
         axes = figure.subplots(3, max(len(chosen), 1), squeeze=False)
@@ -263,23 +311,37 @@ class RobustnessReport:
             scale = max(float(np.abs(delta).max()), 1e-12)
             low, high = float(self.x.min()), float(self.x.max())
             panels = [
-                ((clean - low) / max(high - low, 1e-12), f"label {self.y[index]}"),
-                ((adversarial - low) / max(high - low, 1e-12),
-                 f"pred {self.adv_pred[index]}"),
+                (
+                    (clean - low) / max(high - low, 1e-12),
+                    f"label {self.y[index]}",
+                ),
+                (
+                    (adversarial - low) / max(high - low, 1e-12),
+                    f"pred {self.adv_pred[index]}",
+                ),
                 (0.5 + 0.5 * delta / scale, f"|d|max {scale:.3g}"),
             ]
             for row, (image, title) in enumerate(panels):
                 ax = axes[row, column]
-                ax.imshow(np.clip(image, 0, 1).squeeze(), cmap="gray", vmin=0, vmax=1)
+                ax.imshow(
+                    np.clip(image, 0, 1).squeeze(), cmap="gray", vmin=0, vmax=1
+                )
                 ax.set_title(title, fontsize=8)
                 ax.axis("off")
         for row, label in enumerate(("clean", "adversarial", "perturbation")):
             axes[row, 0].text(
-                -0.15, 0.5, label, transform=axes[row, 0].transAxes,
-                rotation=90, va="center", ha="right", fontsize=9,
+                -0.15,
+                0.5,
+                label,
+                transform=axes[row, 0].transAxes,
+                rotation=90,
+                va="center",
+                ha="right",
+                fontsize=9,
             )
         figure.suptitle(
-            f"{self.model_name}: {_norm_label(self.norm, self.eps)}", fontsize=10
+            f"{self.model_name}: {_norm_label(self.norm, self.eps)}",
+            fontsize=10,
         )
         figure.savefig(path, dpi=100, bbox_inches="tight")
         return path
@@ -290,7 +352,7 @@ def _as_image(x):
         return x
     if x.ndim == 2:
         return x[..., None]
-    side = int(round(math.sqrt(x.size)))
+    side = math.isqrt(x.size)
     if x.ndim == 1 and side * side == x.size:
         return x.reshape(side, side, 1)
     raise ValueError(

@@ -63,7 +63,9 @@ def attack_kind(attack):
 def _predictor(model, batch_size):
     @tf.function(reduce_retracing=True)
     def labels(xb):
-        return tf.argmax(model(xb, training=False), axis=1, output_type=tf.int32)
+        return tf.argmax(
+            model(xb, training=False), axis=1, output_type=tf.int32
+        )
 
     def predict(x):
         if not len(x):
@@ -81,13 +83,19 @@ def _predictor(model, batch_size):
 def _check_inputs(x, y, clip_values):
     x = np.asarray(x, dtype="float32")
     y = np.asarray(y)
-    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+    if (
+        y.ndim != 1
+        or len(y) != len(x)
+        or not np.issubdtype(y.dtype, np.integer)
+    ):
         raise ValueError(
             "Argument `y` should be integer labels, one per input. Received: "
             f"y of shape {y.shape} and dtype {y.dtype} for x of shape {x.shape}"
         )
     if not len(x):
-        raise ValueError(f"Argument `x` should not be empty. Received: x.shape={x.shape}")
+        raise ValueError(
+            f"Argument `x` should not be empty. Received: x.shape={x.shape}"
+        )
     low, high = clip_values
     if x.min() < low - 1e-6 or x.max() > high + 1e-6:
         raise ValueError(
@@ -101,7 +109,11 @@ def _check_threat(name, x, x_adv, norm, eps, clip_values):
     if not len(x):
         return
     delta = (x_adv - x).reshape(len(x), -1)
-    size = np.abs(delta).max(axis=1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+    size = (
+        np.abs(delta).max(axis=1)
+        if norm == "linf"
+        else np.linalg.norm(delta, axis=1)
+    )
     low, high = clip_values
     if (
         size.max() > eps * (1 + 1e-4) + 1e-5
@@ -126,12 +138,16 @@ def _build_suite(suite, model, common, overrides, notes, flags, n_classes):
         attacks = []
         for name in spec.attacks:
             try:
-                attack = build_attack(name, model, common, spec.budgets, overrides)
+                attack = build_attack(
+                    name, model, common, spec.budgets, overrides
+                )
             except ValueError as error:
                 if "Square" in name and common["norm"] != "linf":
                     notes.append(f"{name} skipped: only its L-inf form exists.")
                 elif name.startswith(("BPDA", "Transfer")):
-                    flags.append(Flag("adaptive-unavailable", f"{name}: {error}"))
+                    flags.append(
+                        Flag("adaptive-unavailable", f"{name}: {error}")
+                    )
                 else:
                     raise
                 continue
@@ -238,19 +254,29 @@ def evaluate_robustness(
     """
     eps = check_positive("eps", eps)
     if norm not in NORMS:
-        raise ValueError(f"Argument `norm` should be one of {NORMS}. Received: norm={norm!r}")
+        raise ValueError(
+            f"Argument `norm` should be one of {NORMS}. Received: norm={norm!r}"
+        )
     batch_size = check_positive("batch_size", batch_size, integer=True)
     x, y = _check_inputs(x, y, clip_values)
     capped = contains_capped_relu(model)
-    suite = suite if suite is not None else ("adaptive" if capped else "standard")
+    suite = (
+        suite if suite is not None else ("adaptive" if capped else "standard")
+    )
     suite_name = suite if isinstance(suite, str) else "custom"
     predict = _predictor(model, batch_size)
     sample = np.asarray(model(x[:batch_size], training=False))
     if outputs == "auto":
-        outputs = "probabilities" if looks_like_probabilities(sample) else "logits"
+        outputs = (
+            "probabilities" if looks_like_probabilities(sample) else "logits"
+        )
     common = dict(
-        eps=eps, norm=norm, clip_values=tuple(clip_values), outputs=outputs,
-        batch_size=batch_size, seed=seed,
+        eps=eps,
+        norm=norm,
+        clip_values=tuple(clip_values),
+        outputs=outputs,
+        batch_size=batch_size,
+        seed=seed,
     )
     notes, flags = [], []
     attacks, suite_cascade = _build_suite(
@@ -258,7 +284,9 @@ def evaluate_robustness(
     )
     cascade = suite_cascade if cascade is None else bool(cascade)
     if cascade:
-        attacks = sorted(attacks, key=lambda a: _KIND_ORDER.index(attack_kind(a)))
+        attacks = sorted(
+            attacks, key=lambda a: _KIND_ORDER.index(attack_kind(a))
+        )
 
     timings = {}
     start = time.perf_counter()
@@ -279,13 +307,19 @@ def evaluate_robustness(
         for attack in attacks:
             threat = attack.threat_model
             robust = robust_by_threat.setdefault(threat, clean_correct.copy())
-            progress.set_postfix_str(f"{attack.name} on {int(robust.sum())} inputs")
+            progress.set_postfix_str(
+                f"{attack.name} on {int(robust.sum())} inputs"
+            )
             index = np.flatnonzero(robust if cascade else clean_correct)
             start = time.perf_counter()
-            adversarial = attack.generate(x[index], y[index]) if len(index) else x[index]
+            adversarial = (
+                attack.generate(x[index], y[index]) if len(index) else x[index]
+            )
             predictions = predict(adversarial)
             seconds = time.perf_counter() - start
-            _check_threat(attack.name, x[index], adversarial, *threat, clip_values)
+            _check_threat(
+                attack.name, x[index], adversarial, *threat, clip_values
+            )
             fooled = predictions != y[index]
             broken = np.zeros(len(x), bool)
             broken[index[fooled]] = True
@@ -299,9 +333,14 @@ def evaluate_robustness(
                 robust.mean() if cascade else (clean_correct & ~broken).mean()
             )
             result = AttackResult(
-                name=attack.name, kind=attack_kind(attack), norm=threat[0],
-                eps=threat[1], accuracy=accuracy, attacked=len(index),
-                broken=int(fooled.sum()), seconds=seconds,
+                name=attack.name,
+                kind=attack_kind(attack),
+                norm=threat[0],
+                eps=threat[1],
+                accuracy=accuracy,
+                attacked=len(index),
+                broken=int(fooled.sum()),
+                seconds=seconds,
             )
             timings[attack.name] = seconds
             results.append(result)
@@ -329,11 +368,18 @@ def evaluate_robustness(
             progress.set_postfix_str("large-eps check")
             start = time.perf_counter()
             big = checks.large_eps_attack(
-                model, x.shape[1:], norm=norm, clip_values=tuple(clip_values),
-                outputs=outputs, batch_size=batch_size, seed=seed,
+                model,
+                x.shape[1:],
+                norm=norm,
+                clip_values=tuple(clip_values),
+                outputs=outputs,
+                batch_size=batch_size,
+                seed=seed,
             )
             large_accuracy = float(
-                (predict(big.generate(x[correct], y[correct])) == y[correct]).sum()
+                (
+                    predict(big.generate(x[correct], y[correct])) == y[correct]
+                ).sum()
                 / len(x)
             )
             timings["large-eps check"] = time.perf_counter() - start
@@ -344,15 +390,24 @@ def evaluate_robustness(
             progress.set_postfix_str("eps sweep")
             start = time.perf_counter()
             sweep = eps_sweep(
-                model, x, y, sweep_eps, norm=norm, clip_values=clip_values,
-                outputs=outputs, batch_size=batch_size, overrides=overrides,
+                model,
+                x,
+                y,
+                sweep_eps,
+                norm=norm,
+                clip_values=clip_values,
+                outputs=outputs,
+                batch_size=batch_size,
+                overrides=overrides,
                 seed=seed,
             )
             timings["eps sweep"] = time.perf_counter() - start
             progress.update(1)
 
     flags += checks.flag_results(entries, clean_correct, cascade)
-    if capped and not any(r.kind in ("adaptive", "transfer") for r, _ in entries):
+    if capped and not any(
+        r.kind in ("adaptive", "transfer") for r, _ in entries
+    ):
         flags.append(
             Flag(
                 "not-adaptive",

@@ -105,8 +105,14 @@ def eps_sweep(
         instance = build_attack(
             attack,
             model,
-            dict(eps=eps, norm=norm, clip_values=clip_values,
-                 outputs=outputs, batch_size=batch_size, seed=seed),
+            dict(
+                eps=eps,
+                norm=norm,
+                clip_values=clip_values,
+                outputs=outputs,
+                batch_size=batch_size,
+                seed=seed,
+            ),
             overrides=overrides,
         )
         name = instance.name
