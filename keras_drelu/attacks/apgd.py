@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from keras_drelu.attacks.base import Attack
 from keras_drelu.attacks.base import check_positive
+from keras_drelu.attacks.base import compile_per_instance
 from keras_drelu.attacks.losses import cross_entropy
 from keras_drelu.attacks.losses import dlr
 from keras_drelu.attacks.losses import targeted_dlr
@@ -110,7 +111,7 @@ class APGD(Attack):
             if self.seed is None
             else tf.random.Generator.from_seed(self.seed)
         )
-        self._compiled_run = tf.function(self._run, reduce_retracing=True)
+        self._compiled_run = compile_per_instance(self._run)
         # Only single runs are compiled; see `_attack_batch`.
         self._compiled = self._attack_batch
 

@@ -1,5 +1,6 @@
 """The `Attack` base class: a uniform constructor and batched `generate`."""
 
+import functools
 import numbers
 
 import numpy as np
@@ -44,6 +45,17 @@ def looks_like_probabilities(outputs):
         and np.all(outputs >= 0.0)
         and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3)
     )
+
+
+def compile_per_instance(method):
+    """`tf.function` of a bound method, traced apart from other instances.
+
+    TensorFlow counts traces per code object and warns about "excessive
+    retracing" when several attack instances trace the same method once
+    each, as an evaluation suite does by design. A `functools.partial` has
+    no code object, so each instance is counted on its own.
+    """
+    return tf.function(functools.partial(method), reduce_retracing=True)
 
 
 class Attack:
@@ -122,7 +134,7 @@ class Attack:
         self.outputs = outputs
         self.batch_size = check_positive("batch_size", batch_size, integer=True)
         self.seed = seed
-        self._compiled = tf.function(self._attack_batch, reduce_retracing=True)
+        self._compiled = compile_per_instance(self._attack_batch)
 
     def get_config(self):
         """The constructor arguments other than `model`."""

@@ -60,8 +60,8 @@ def attack_kind(attack):
     return "white-box"
 
 
-def _predictor(model, batch_size):
-    @tf.function(reduce_retracing=True)
+def _predictor(model, batch_size, input_shape):
+    @tf.function(input_signature=[tf.TensorSpec([None, *input_shape])])
     def labels(xb):
         return tf.argmax(
             model(xb, training=False), axis=1, output_type=tf.int32
@@ -264,7 +264,7 @@ def evaluate_robustness(
         suite if suite is not None else ("adaptive" if capped else "standard")
     )
     suite_name = suite if isinstance(suite, str) else "custom"
-    predict = _predictor(model, batch_size)
+    predict = _predictor(model, batch_size, x.shape[1:])
     sample = np.asarray(model(x[:batch_size], training=False))
     if outputs == "auto":
         outputs = (
