@@ -225,9 +225,11 @@ def evaluate_robustness(
         eps: Radius of the threat model.
         norm: `"linf"` or `"l2"`. Defaults to `"linf"`.
         suite: `"paper"`, `"standard"`, `"adaptive"` or a list of `Attack`
-            instances (run as a cascade in the given kind order). Defaults
-            to `None`: `"adaptive"` for models with capped ReLUs, else
-            `"standard"`.
+            instances (a cascade unless `cascade=False`). A cascade runs
+            iterative white-box attacks first, then FGSM, black-box,
+            transfer and BPDA attacks, keeping the given order within each
+            kind. Defaults to `None`: `"adaptive"` for models with capped
+            ReLUs, else `"standard"`.
         batch_size: Inputs attacked at once. Defaults to `256`.
         clip_values: `(low, high)` input range. Defaults to `(0.0, 1.0)`.
         outputs: `"auto"`, `"logits"` or `"probabilities"`, as in
