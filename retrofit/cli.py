@@ -57,6 +57,7 @@ def _add_evaluation_options(parser, defaults):
                        help="APGD iterations (default: the suite's 100)")
     group.add_argument("--square-queries", type=int, default=defaults.get("square_queries"),
                        help="Square attack query budget (default: the suite's 5000)")
+    return group
 
 
 def train_parser():
@@ -144,7 +145,10 @@ def train_parser():
                                "(default: %(default)s)")
     training.add_argument("--seed", type=int, default=d.seed,
                           help="seed of every random choice (default: %(default)s)")
-    _add_evaluation_options(parser, dataclasses.asdict(d))
+    evaluation = _add_evaluation_options(parser, dataclasses.asdict(d))
+    evaluation.add_argument("--no-evaluate", dest="evaluate", action="store_false",
+                            help="train and export only; 'retrofit evaluate' can run "
+                                 "the evaluation later")
     return parser
 
 

@@ -83,6 +83,8 @@ class RunSettings:
         eval_images: Number of test images attacked.
         apgd_steps: APGD iterations (`None`: the suite's 100).
         square_queries: Square's query budget (`None`: the suite's 5000).
+        evaluate: Whether to run the robustness evaluation after training
+            (`retrofit evaluate` can run it later).
         strategy: `tf.distribute` strategy name.
         mixed_precision: `"auto"` (on with a GPU), `"on"` or `"off"`.
         seed: Seed of every random choice.
@@ -117,6 +119,7 @@ class RunSettings:
     eval_images: int = 500
     apgd_steps: int | None = None
     square_queries: int | None = None
+    evaluate: bool = True
     strategy: str = "none"
     mixed_precision: str = "auto"
     seed: int = 0
@@ -473,7 +476,7 @@ def run(settings, out, *, resume=False, overwrite=False, log=print):
         directory.write(record)
     else:
         model = directory.load_model()
-    if stage < STAGES.index("evaluated"):
+    if stage < STAGES.index("evaluated") and settings.evaluate:
         report = evaluate_model(settings, directory, record, model, splits, log)
         log(str(report))
         record["stage"] = "evaluated"
