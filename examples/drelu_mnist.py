@@ -33,6 +33,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_drelu import DReLU  # noqa: E402
+from keras_drelu import max_values  # noqa: E402
 from keras_drelu.evaluation import build_attack  # noqa: E402
 from keras_drelu.evaluation import evaluate_robustness  # noqa: E402
 from keras_drelu.training import train  # noqa: E402
@@ -227,7 +228,11 @@ def run(args):
         start = time.perf_counter()
         report = evaluate(model, x_test, y_test, seed, args)
         eval_seconds = time.perf_counter() - start
+        caps = np.concatenate(
+            [c.ravel() for c in max_values(model).values()] or [np.zeros(0)]
+        )
         row = dict(arch=arch, method=method, lam=lam, seed=seed,
+                   cap_mean=float(caps.mean()) if caps.size else None,
                    train_seconds=train_seconds, eval_seconds=eval_seconds,
                    clean=report.clean_accuracy,
                    worst_case=report.worst_case_accuracy,
@@ -238,7 +243,8 @@ def run(args):
         label = method if lam is None else f"D-ReLU lambda={lam:g}"
         print(f"{arch:>5} | {label:>20} | seed {seed} | clean "
               f"{row['clean']:.3f} | PGD {row['accuracy']['PGD']:.3f} | "
-              f"worst {row['worst_case']:.3f} | train {train_seconds:.0f}s "
+              f"worst {row['worst_case']:.3f} | mean cap {row['cap_mean']} | "
+              f"train {train_seconds:.0f}s "
               f"eval {eval_seconds:.0f}s", flush=True)
     return runs
 
@@ -287,9 +293,16 @@ def header(args):
     if args.square_queries < 5000:
         reduced.append(f"Square with {args.square_queries} queries "
                        "(AutoAttack: 5000)")
+    if args.initial_max_value != 100.0:
+        reduced.append(
+            f"initial cap {args.initial_max_value:g} (paper: 100; Adam moves "
+            "a cap by about its learning rate per step, so caps starting at "
+            "100 barely come down in a budget of a few thousand steps)"
+        )
     if args.lambdas != LAMBDAS:
-        reduced.append("lambda sweep " + ", ".join(
-            f"{lam:g}" for lam in args.lambdas) + " (paper: 0, 1e-7 ... 1e4)")
+        reduced.append("lambda sweep " + (", ".join(
+            f"{lam:g}" for lam in args.lambdas) or "none") + " besides the "
+            "paper's lambda (paper: 0, 1e-7 ... 1e4)")
     return [
         f"Architectures {', '.join(args.archs)}; added layer of "
         f"{args.hidden_units} units (D-ReLU, initial cap "
@@ -311,7 +324,8 @@ def header(args):
         "Accuracy in percent, mean ± standard deviation over seeds; *paper / "
         "ours* in the paper's columns. **Worst case** is per example over "
         "every L-inf attack; CW-L2 (another threat model) is not part of it. "
-        "For the ReLU baselines BPDA and Transfer are plain APGD-CE.",
+        "For the ReLU baselines BPDA and Transfer are plain APGD-CE. "
+        "*Mean cap*: the trained D-ReLU caps, averaged over units and seeds.",
         "",
     ]
 
@@ -337,17 +351,24 @@ def table1(args, stats):
     return lines
 
 
-def sweep_table(args, stats):
+def sweep_table(args, stats, runs):
     names = ["Clean", *ATTACK_NAMES, "**Worst case**"]
+    caps = {}
+    for run in runs:
+        if run["method"] == "D-ReLU":
+            caps.setdefault((run["arch"], run["lam"]), []).append(
+                run["cap_mean"])
+    caps = {key: float(np.mean(values)) for key, values in caps.items()}
     lines = ["", "## Figure 11 as a table: the lambda sweep (D-ReLU)", "",
-             "| Model | lambda | " + " | ".join(names) + " |",
-             "|" + "---|" * (len(names) + 2)]
+             "| Model | lambda | Mean cap | " + " | ".join(names) + " |",
+             "|" + "---|" * (len(names) + 3)]
     for (arch, method, lam), (mean, std, _) in sorted(
         stats.items(), key=lambda item: (item[0][0], item[0][2] or 0)
     ):
         if method == "D-ReLU":
             cells = [_cell(m, s) for m, s in zip(mean, std)]
-            lines.append(f"| {arch} | {lam:g} | " + " | ".join(cells) + " |")
+            lines.append(f"| {arch} | {lam:g} | {caps[(arch, lam)]:.3g} | "
+                         + " | ".join(cells) + " |")
     return lines
 
 
@@ -468,7 +489,7 @@ def write(runs, args):
     stats = summary(runs)
     lines = (["# D-ReLU on MNIST (paper Table 1 and Figure 11): paper vs. "
               "this run", ""] + header(args) + table1(args, stats)
-             + sweep_table(args, stats) + reading(args, stats, runs))
+             + sweep_table(args, stats, runs) + reading(args, stats, runs))
     (args.out / "table.md").write_text("\n".join(lines) + "\n")
     settings = {key: str(value) if isinstance(value, pathlib.Path) else value
                 for key, value in vars(args).items()}

@@ -24,6 +24,7 @@ def header_row(table):
     return next(line for line in table.splitlines() if line.startswith("| "))
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_srelu_table1_quick_writes_table_with_adaptive_columns(
     shared_data_dir, tmp_path
