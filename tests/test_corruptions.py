@@ -167,7 +167,9 @@ def test_rotation_of_a_symmetric_image_keeps_its_centre():
 
 
 def test_registry_lists_every_category():
-    listed = sorted(n for names in corruptions.CATEGORIES.values() for n in names)
+    listed = sorted(
+        n for names in corruptions.CATEGORIES.values() for n in names
+    )
     assert listed == NAMES
     assert corruptions.get("fog") is corruptions.fog
 
@@ -232,8 +234,14 @@ def test_evaluate_corruptions_on_a_trained_model(mnist_model, tmp_path):
     model, x, y = mnist_model
     names = ["gaussian_noise", "contrast", "fog", "rotation"]
     result = evaluate_corruptions(
-        model, x, y, corruptions=names, severities=(1, 3, 5),
-        reference=model, batch_size=20, verbose=False,
+        model,
+        x,
+        y,
+        corruptions=names,
+        severities=(1, 3, 5),
+        reference=model,
+        batch_size=20,
+        verbose=False,
     )
     _, accuracy = model.evaluate(x, y, verbose=0)
     assert result.clean_accuracy == pytest.approx(accuracy)
@@ -250,8 +258,14 @@ def test_evaluate_corruptions_on_a_trained_model(mnist_model, tmp_path):
     )
 
     again = evaluate_corruptions(
-        model, x, np.eye(2)[y], corruptions=names, severities=(1, 3, 5),
-        reference=result, batch_size=20, verbose=False,
+        model,
+        x,
+        np.eye(2)[y],
+        corruptions=names,
+        severities=(1, 3, 5),
+        reference=result,
+        batch_size=20,
+        verbose=False,
     )
     assert again.accuracy == result.accuracy
     assert again.reference_accuracy == result.accuracy
@@ -271,8 +285,13 @@ def test_evaluate_corruptions_is_deterministic(mnist_model):
     model, x, y = mnist_model
     runs = [
         evaluate_corruptions(
-            model, x, y, corruptions="impulse_noise", severities=5,
-            batch_size=16, verbose=False,
+            model,
+            x,
+            y,
+            corruptions="impulse_noise",
+            severities=5,
+            batch_size=16,
+            verbose=False,
         )
         for _ in range(2)
     ]
@@ -311,8 +330,13 @@ def test_evaluate_corruptions_rejects_bad_arguments(mnist_model):
     partial = CorruptionResult(0.5, {"fog": {1: 0.5}})
     with pytest.raises(ValueError, match="lacks corruption 'fog'.*\\[2\\]"):
         evaluate_corruptions(
-            model, x, y, corruptions=["fog"], severities=(1, 2),
-            reference=partial, verbose=False,
+            model,
+            x,
+            y,
+            corruptions=["fog"],
+            severities=(1, 2),
+            reference=partial,
+            verbose=False,
         )
 
 
@@ -324,13 +348,19 @@ def test_random_corruption_is_identity_at_inference(images):
 
 def test_random_corruption_changes_images_in_training(images):
     layer = RandomCorruption(
-        corruptions=["gaussian_noise", "contrast"], severities=[5],
-        probability=1.0, seed=0,
+        corruptions=["gaussian_noise", "contrast"],
+        severities=[5],
+        probability=1.0,
+        seed=0,
     )
     y = layer(images, training=True).numpy()
     assert y.shape == images.shape and 0.0 <= y.min() <= y.max() <= 1.0
-    assert np.all(np.abs(y - images).reshape(len(images), -1).max(axis=1) > 0.01)
-    half = RandomCorruption(corruptions=["gaussian_noise"], probability=0.5, seed=1)
+    assert np.all(
+        np.abs(y - images).reshape(len(images), -1).max(axis=1) > 0.01
+    )
+    half = RandomCorruption(
+        corruptions=["gaussian_noise"], probability=0.5, seed=1
+    )
     x = np.repeat(images, 20, axis=0)
     changed = np.any(
         (half(x, training=True).numpy() != x).reshape(len(x), -1), axis=1
@@ -357,15 +387,20 @@ def test_random_corruption_in_fit_and_serialization(images, tmp_path):
     assert layer.get_config() == model.layers[0].get_config()
     assert layer.corruptions == ("fog", "jpeg_compression")
     np.testing.assert_allclose(
-        loaded.predict(images, verbose=0), model.predict(images, verbose=0),
+        loaded.predict(images, verbose=0),
+        model.predict(images, verbose=0),
         rtol=1e-6,
     )
 
 
 def test_random_corruption_in_tf_data(images):
-    layer = RandomCorruption(corruptions=["shot_noise"], probability=1.0, seed=0)
-    dataset = tf.data.Dataset.from_tensor_slices(images).batch(3).map(
-        lambda x: layer(x, training=True)
+    layer = RandomCorruption(
+        corruptions=["shot_noise"], probability=1.0, seed=0
+    )
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(images)
+        .batch(3)
+        .map(lambda x: layer(x, training=True))
     )
     out = np.concatenate([b.numpy() for b in dataset])
     assert out.shape == images.shape and np.abs(out - images).max() > 0.01

@@ -176,8 +176,9 @@ def test_serialization_round_trip_through_keras_file(tmp_path):
     assert isinstance(restored, SPLASH)
     assert restored.get_config() == layer.get_config()
     assert len(loaded.losses) == 2
-    np.testing.assert_allclose(loaded.predict(x, verbose=0),
-                               model.predict(x, verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6
+    )
 
 
 def test_from_config_round_trip():

@@ -60,8 +60,9 @@ def check_images(images, channels=None):
         )
     if channels is not None and images.shape[-1] not in channels:
         raise ValueError(
-            f"This corruption takes images with {' or '.join(map(str, channels))}"
-            f" channels. Received: images of shape {images.shape}"
+            "This corruption takes images with "
+            f"{' or '.join(map(str, channels))} channels. Received: images "
+            f"of shape {images.shape}"
         )
     return tf.cast(images, tf.float32)
 

@@ -66,7 +66,8 @@ class RandomCorruption(keras.layers.Layer):
             isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
         ):
             raise TypeError(
-                f"Argument `seed` should be None or an int. Received: seed={seed!r}"
+                "Argument `seed` should be None or an int. Received: "
+                f"seed={seed!r}"
             )
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -88,9 +89,12 @@ class RandomCorruption(keras.layers.Layer):
         ]
         corrupted = tf.switch_case(index, branches)
         corrupted.set_shape(inputs.shape)
-        chosen = tf.random.stateless_uniform(
-            tf.shape(inputs)[:1], tf.reverse(pick_seed, [0])
-        ) < self.probability
+        chosen = (
+            tf.random.stateless_uniform(
+                tf.shape(inputs)[:1], tf.reverse(pick_seed, [0])
+            )
+            < self.probability
+        )
         return tf.where(chosen[:, None, None, None], corrupted, inputs)
 
     def compute_output_shape(self, input_shape):

@@ -16,7 +16,13 @@ from keras_drelu.corruptions.geometric import transform_images
 from keras_drelu.corruptions.geometric import translation_transforms
 
 # (disk radius, sigma of the anti-aliasing Gaussian).
-DEFOCUS_BLUR_DISKS = ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1.0, 0.2), (1.5, 0.1))
+DEFOCUS_BLUR_DISKS = (
+    (0.3, 0.4),
+    (0.4, 0.5),
+    (0.5, 0.6),
+    (1.0, 0.2),
+    (1.5, 0.1),
+)
 # (length in pixels, sigma of the Gaussian weights along the streak).
 MOTION_BLUR_STREAKS = ((10, 1.0), (10, 1.5), (10, 2.0), (10, 2.5), (12, 3.0))
 GAUSSIAN_BLUR_SIGMAS = (0.4, 0.6, 0.7, 0.8, 1.0)
@@ -61,7 +67,9 @@ def disk_kernel(radius, alias_sigma):
     rows = sum(
         w * padded[:, i : i + disk.shape[1]] for i, w in enumerate(smooth)
     )
-    kernel = sum(w * rows[i : i + disk.shape[0], :] for i, w in enumerate(smooth))
+    kernel = sum(
+        w * rows[i : i + disk.shape[0], :] for i, w in enumerate(smooth)
+    )
     return kernel / kernel.sum()
 
 

@@ -113,22 +113,35 @@ class CorruptionResult:
 
         names = list(self.accuracy)
         severities = sorted(self.accuracy[names[0]])
-        grid = np.array([[self.accuracy[n][s] for s in severities] for n in names])
-        figure = Figure(figsize=(1.2 + 0.8 * len(severities), 0.9 + 0.4 * len(names)))
+        grid = np.array(
+            [[self.accuracy[n][s] for s in severities] for n in names]
+        )
+        figure = Figure(
+            figsize=(1.2 + 0.8 * len(severities), 0.9 + 0.4 * len(names))
+        )
         axes = figure.add_subplot()
-        image = axes.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+        image = axes.imshow(
+            grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto"
+        )
         axes.set_xticks(range(len(severities)), [str(s) for s in severities])
         axes.set_yticks(range(len(names)), names)
         axes.set_xlabel("severity")
         for i in range(len(names)):
             for j in range(len(severities)):
                 axes.text(
-                    j, i, f"{grid[i, j]:.2f}", ha="center", va="center",
-                    color="white" if grid[i, j] < 0.5 else "black", fontsize=8,
+                    j,
+                    i,
+                    f"{grid[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    color="white" if grid[i, j] < 0.5 else "black",
+                    fontsize=8,
                 )
         axes.set_title(
-            title or f"accuracy (clean {self.clean_accuracy:.2f}"
-            + ("" if self.mce is None else f", mCE {self.mce:.0f}%") + ")"
+            title
+            or f"accuracy (clean {self.clean_accuracy:.2f}"
+            + ("" if self.mce is None else f", mCE {self.mce:.0f}%")
+            + ")"
         )
         figure.colorbar(image, ax=axes, label="accuracy")
         figure.tight_layout()
@@ -138,7 +151,9 @@ class CorruptionResult:
 
 def _labels(y):
     y = np.asarray(y)
-    return y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(-1)
+    return (
+        y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(-1)
+    )
 
 
 def _predicted_labels(model, images):
@@ -219,7 +234,8 @@ def evaluate_corruptions(
     if isinstance(reference, CorruptionResult):
         for name in names:
             missing = [
-                s for s in severities
+                s
+                for s in severities
                 if s not in reference.accuracy.get(name, {})
             ]
             if missing:
@@ -268,6 +284,9 @@ def evaluate_corruptions(
             float(clean[0]),
             results[0],
             reference.clean_accuracy,
-            {n: {s: reference.accuracy[n][s] for s in severities} for n in names},
+            {
+                n: {s: reference.accuracy[n][s] for s in severities}
+                for n in names
+            },
         )
     return CorruptionResult(float(clean[0]), results[0])

@@ -97,9 +97,7 @@ def translation(images, severity, seed):
         seed: None, an int or a pair of ints. Defaults to `None`.
     """
     batch = tf.shape(images)[:1]
-    direction = tf.random.stateless_uniform(
-        batch, seed, maxval=2.0 * math.pi
-    )
+    direction = tf.random.stateless_uniform(batch, seed, maxval=2.0 * math.pi)
     height, width = _image_size(images)
     fraction = TRANSLATION_FRACTIONS[severity - 1]
     dx = fraction * width * tf.cos(direction)

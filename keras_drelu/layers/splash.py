@@ -55,7 +55,8 @@ class SPLASH(keras.layers.Layer):
 
     Formula:
     ```python
-    h(x) = sum_s a_pos[s] * max(0, x - b[s]) + sum_s a_neg[s] * max(0, -x - b[s])
+    h(x) = sum_s a_pos[s] * max(0, x - b[s])
+         + sum_s a_neg[s] * max(0, -x - b[s])
     ```
     with `s` running over the `(S + 1) / 2` hinge locations
     `b = linspace(0, 2.5, (S + 1) / 2)`, which are mirrored around zero to
@@ -127,9 +128,7 @@ class SPLASH(keras.layers.Layer):
                 f"per_unit={per_unit!r}"
             )
         self.use_bias = _check_bool("use_bias", use_bias)
-        self.coefficient_regularizer = regularizers.get(
-            coefficient_regularizer
-        )
+        self.coefficient_regularizer = regularizers.get(coefficient_regularizer)
         self.coefficient_constraint = constraints.get(coefficient_constraint)
         self.hinges = tuple(
             float(b)
