@@ -1,6 +1,7 @@
 """Capped, learnable-cap ReLU defences for Keras 3."""
 
 from keras_drelu.inspection import max_values
+from keras_drelu.layers import SPLASH
 from keras_drelu.layers import DReLU
 from keras_drelu.layers import SReLU
 from keras_drelu.regularizers import MaxValueRegularizer
@@ -12,6 +13,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DReLU",
     "MaxValueRegularizer",
+    "SPLASH",
     "SReLU",
     "max_values",
     "uncapped_twin",

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from keras_drelu import DReLU
-from keras_drelu.layers.splash import SPLASH
+from keras_drelu import SPLASH
 from retrofit.backbones import BackbonePreprocessing
 from retrofit.backbones import build_backbone
 from retrofit.backbones import get_backbone

@@ -1,2 +1,3 @@
 from keras_drelu.layers.drelu import DReLU
+from keras_drelu.layers.splash import SPLASH
 from keras_drelu.layers.srelu import SReLU
