@@ -9,6 +9,8 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
+from keras_drelu.layers.unit_axes import normalize_shared_axes
+from keras_drelu.layers.unit_axes import unit_parameter_shape
 from keras_drelu.regularizers import MaxValueRegularizer
 
 GRADIENT_MODES = ("exact", "bpda")
@@ -51,26 +53,6 @@ def _get_regularizer(regularizer):
             "`lam` of `MaxValueRegularizer`), a regularizer, its config or "
             f"its name. Received: max_value_regularizer={regularizer!r}"
         ) from error
-
-
-def _normalize_shared_axes(shared_axes):
-    if shared_axes is None:
-        return None
-    axes = shared_axes if isinstance(shared_axes, (list, tuple)) else [
-        shared_axes
-    ]
-    for axis in axes:
-        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-            raise TypeError(
-                "Argument `shared_axes` should be an int or a list of ints. "
-                f"Received: shared_axes={shared_axes!r}"
-            )
-        if axis == 0:
-            raise ValueError(
-                "Argument `shared_axes` cannot contain the batch axis 0. "
-                f"Received: shared_axes={shared_axes!r}"
-            )
-    return [int(axis) for axis in axes]
 
 
 @keras.saving.register_keras_serializable(package="keras_drelu")
@@ -152,43 +134,15 @@ class DReLU(keras.layers.Layer):
                 f"trainable_max_value={trainable_max_value!r}"
             )
         self.trainable_max_value = trainable_max_value
-        self.shared_axes = _normalize_shared_axes(shared_axes)
+        self.shared_axes = normalize_shared_axes(shared_axes)
         self.gradient_mode = _check_gradient_mode(gradient_mode)
 
     def build(self, input_shape):
-        ndim = len(input_shape)
-        if ndim < 2:
-            raise ValueError(
-                f"Layer {self.name} expects inputs of rank >= 2 (a batch of "
-                f"units). Received: input_shape={input_shape}"
-            )
+        param_shape, kept_axes = unit_parameter_shape(
+            self.name, input_shape, self.shared_axes
+        )
         if self.shared_axes is None:
-            param_shape = [input_shape[-1]]
-            kept_axes = [ndim - 1]
-        else:
-            shared = set()
-            for axis in self.shared_axes:
-                positive = axis + ndim if axis < 0 else axis
-                if not 1 <= positive < ndim:
-                    raise ValueError(
-                        f"Layer {self.name}: `shared_axes` entry {axis} is "
-                        f"out of range for inputs of rank {ndim}. Received: "
-                        f"shared_axes={self.shared_axes}, "
-                        f"input_shape={input_shape}"
-                    )
-                shared.add(positive)
-            kept_axes = [i for i in range(1, ndim) if i not in shared]
-            param_shape = [
-                1 if i in shared else input_shape[i] for i in range(1, ndim)
-            ]
-        for axis in kept_axes:
-            if input_shape[axis] is None:
-                raise ValueError(
-                    f"Layer {self.name} needs a known size for axis {axis}, "
-                    "which holds one cap per unit; share it with "
-                    f"`shared_axes` or fix its size. Received: "
-                    f"input_shape={input_shape}"
-                )
+            param_shape = param_shape[-1:]  # a flat vector of caps
         self.max_value = self.add_weight(
             shape=param_shape,
             name="max_value",
@@ -198,7 +152,8 @@ class DReLU(keras.layers.Layer):
             trainable=self.trainable_max_value,
         )
         self.input_spec = keras.InputSpec(
-            ndim=ndim, axes={axis: input_shape[axis] for axis in kept_axes}
+            ndim=len(input_shape),
+            axes={axis: input_shape[axis] for axis in kept_axes},
         )
 
     def call(self, inputs):

@@ -9,7 +9,8 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
-from keras_drelu.layers.drelu import _normalize_shared_axes
+from keras_drelu.layers.unit_axes import normalize_shared_axes
+from keras_drelu.layers.unit_axes import unit_parameter_shape
 
 # The paper places the hinges on [0, 2.5] after batch normalisation, where
 # inputs have unit scale, so hinges beyond 2.5 would see almost no data.
@@ -119,7 +120,7 @@ class SPLASH(keras.layers.Layer):
         self.supports_masking = True
         self.num_hinges = _check_num_hinges(num_hinges)
         self.per_unit = _check_bool("per_unit", per_unit)
-        self.shared_axes = _normalize_shared_axes(shared_axes)
+        self.shared_axes = normalize_shared_axes(shared_axes)
         if self.shared_axes is not None and not self.per_unit:
             raise ValueError(
                 "Argument `shared_axes` only applies with `per_unit=True`; "
@@ -142,15 +143,11 @@ class SPLASH(keras.layers.Layer):
                 f"Layer {self.name} expects inputs of rank >= 2 (a batch of "
                 f"units). Received: input_shape={input_shape}"
             )
-        unit_shape, kept_axes = self._unit_shape(input_shape)
-        for axis in kept_axes:
-            if input_shape[axis] is None:
-                raise ValueError(
-                    f"Layer {self.name} needs a known size for axis {axis}, "
-                    "which holds one set of coefficients per unit; share it "
-                    "with `shared_axes` or fix its size. Received: "
-                    f"input_shape={input_shape}"
-                )
+        unit_shape, kept_axes = [], []
+        if self.per_unit:
+            unit_shape, kept_axes = unit_parameter_shape(
+                self.name, input_shape, self.shared_axes
+            )
         # The hinge index is the last axis of every coefficient weight, so
         # they broadcast against `inputs[..., None]`.
         coefficient_shape = unit_shape + [len(self.hinges)]
@@ -178,29 +175,6 @@ class SPLASH(keras.layers.Layer):
         self.input_spec = keras.InputSpec(
             ndim=ndim, axes={axis: input_shape[axis] for axis in kept_axes}
         )
-
-    def _unit_shape(self, input_shape):
-        ndim = len(input_shape)
-        if not self.per_unit:
-            return [], []
-        if self.shared_axes is None:
-            return [1] * (ndim - 2) + [input_shape[-1]], [ndim - 1]
-        shared = set()
-        for axis in self.shared_axes:
-            positive = axis + ndim if axis < 0 else axis
-            if not 1 <= positive < ndim:
-                raise ValueError(
-                    f"Layer {self.name}: `shared_axes` entry {axis} is out "
-                    f"of range for inputs of rank {ndim}. Received: "
-                    f"shared_axes={self.shared_axes}, "
-                    f"input_shape={input_shape}"
-                )
-            shared.add(positive)
-        kept_axes = [i for i in range(1, ndim) if i not in shared]
-        unit_shape = [
-            1 if i in shared else input_shape[i] for i in range(1, ndim)
-        ]
-        return unit_shape, kept_axes
 
     def call(self, inputs):
         hinges = ops.convert_to_tensor(self.hinges, dtype=inputs.dtype)
