@@ -291,7 +291,10 @@ def _set_precision(settings):
         settings.mixed_precision == "auto" and has_gpu
     )
     keras.config.set_dtype_policy("mixed_float16" if mixed else "float32")
-    return mixed
+    # Keras compiles with XLA by itself (`jit_compile="auto"`) when a GPU is
+    # present and no distribution strategy is in use.
+    xla = has_gpu and settings.strategy == "none"
+    return mixed, xla
 
 
 def _build(settings, info):
@@ -456,11 +459,12 @@ def run(settings, out, *, resume=False, overwrite=False, log=print):
     settings.validate()
     directory = RunDirectory(out)
     settings, record = _check_directory(directory, settings, resume, overwrite)
-    mixed = _set_precision(settings)
+    mixed, xla = _set_precision(settings)
     splits = load_data(settings)
     log(
         f"data: {splits.info.name}, {splits.info.num_classes} classes, images "
-        f"{splits.info.image_shape}; mixed precision: {'on' if mixed else 'off'}"
+        f"{splits.info.image_shape}; mixed precision: {'on' if mixed else 'off'}; "
+        f"XLA: {'on' if xla else 'off'}"
     )
     stage = STAGES.index(record["stage"])
     model = _build(settings, splits.info) if stage < STAGES.index("trained") else None

@@ -120,7 +120,10 @@ def test_cifar10_subset_npz(shared_data_dir, tmp_path, capsys):
         "--head", "conv", "--suite", "standard", "--out", str(out), *TINY,
     )
     assert status == 0, err
-    assert "data: cifar10-subset, 10 classes, images (32, 32, 3)" in printed
+    assert (
+        "data: cifar10-subset, 10 classes, images (32, 32, 3); "
+        "mixed precision: off; XLA: off"
+    ) in printed
     record = json.loads((out / "run.json").read_text())
     assert set(record["results"]["max_values"]) == {"input_cap"}
 
