@@ -11,11 +11,12 @@ from keras_drelu.training.adversarial import AdversarialTraining
 from keras_drelu.training.adversarial import FastAdversarialTraining
 from keras_drelu.training.callbacks import paper_callbacks
 from keras_drelu.training.callbacks import paper_optimizer
+from keras_drelu.training.mtlat import MTLAT
 from keras_drelu.training.strategy import get_strategy
 from keras_drelu.training.trades import TRADES
 
-RECIPES = ("standard", "drelu", "pgd-at", "fgsm-at", "trades")
-ADVERSARIAL_RECIPES = ("pgd-at", "fgsm-at", "trades")
+RECIPES = ("standard", "drelu", "pgd-at", "fgsm-at", "trades", "mtlat")
+ADVERSARIAL_RECIPES = ("pgd-at", "fgsm-at", "trades", "mtlat")
 
 
 def _check_recipe_arguments(recipe, natural_epochs, **attack):
@@ -43,8 +44,9 @@ def _check_recipe_arguments(recipe, natural_epochs, **attack):
         "eps": adversarial,
         "step_size": adversarial,
         "norm": adversarial,
-        "attack_steps": recipe in ("pgd-at", "trades"),
+        "attack_steps": recipe in ("pgd-at", "trades", "mtlat"),
         "beta": recipe == "trades",
+        "mixup_alpha": recipe == "mtlat",
         "natural_epochs": adversarial,
     }
     attack["natural_epochs"] = natural_epochs or None
@@ -141,6 +143,7 @@ def train(
     attack_steps=None,
     norm=None,
     beta=None,
+    mixup_alpha=None,
     natural_epochs=0,
     from_logits=None,
     optimizer=None,
@@ -164,6 +167,9 @@ def train(
     - `"fgsm-at"`: `FastAdversarialTraining` (Wong et al. 2020), one step of
       `1.25 * eps` from a random start.
     - `"trades"`: `TRADES` with `beta` (default 6; the paper uses 1 and 6).
+    - `"mtlat"`: `MTLAT` (Laugros et al. 2020), Mixup with `mixup_alpha`
+      (default 0.2) then `attack_steps` (default 1) targeted steps toward a
+      random class, whose weight in the soft label is `eps`.
 
     The paper's schedule for adversarial training, "retrain for 10 epochs
     after natural training", is `natural_epochs=N, epochs=10`: natural
@@ -215,11 +221,13 @@ def train(
         epochs: Maximum number of epochs of the recipe.
         eps: Attack radius; required by the adversarial recipes.
         step_size: Attack step length. Defaults to the recipe's default.
-        attack_steps: PGD steps of `"pgd-at"` and `"trades"`. Defaults to
-            `10`.
+        attack_steps: PGD steps of `"pgd-at"` and `"trades"`, targeted
+            steps of `"mtlat"`. Defaults to `10` (`1` for `"mtlat"`).
         norm: `"linf"` or `"l2"` for adversarial recipes. Defaults to
             `"linf"`.
         beta: TRADES trade-off. Defaults to `6.0` for `"trades"`.
+        mixup_alpha: Beta parameter of the Mixup weights of `"mtlat"`.
+            Defaults to `0.2` for `"mtlat"`.
         natural_epochs: Epochs of natural training before an adversarial
             recipe. Defaults to `0`.
         from_logits: Whether the classifier outputs logits. Defaults to
@@ -248,6 +256,7 @@ def train(
     _check_recipe_arguments(
         recipe, natural_epochs, eps=eps, step_size=step_size,
         attack_steps=attack_steps, norm=norm, beta=beta,
+        mixup_alpha=mixup_alpha,
     )
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -300,13 +309,18 @@ def train(
     attack = {"eps": eps, "norm": norm or "linf", "from_logits": from_logits}
     if step_size is not None:
         attack["step_size"] = step_size
-    if recipe != "fgsm-at":
+    if recipe == "mtlat":
+        attack["steps"] = 1 if attack_steps is None else attack_steps
+    elif recipe != "fgsm-at":
         attack["steps"] = 10 if attack_steps is None else attack_steps
     with strategy.scope():
         if recipe == "fgsm-at":
             trainer = FastAdversarialTraining(classifier, **attack)
         elif recipe == "pgd-at":
             trainer = AdversarialTraining(classifier, **attack)
+        elif recipe == "mtlat":
+            alpha = 0.2 if mixup_alpha is None else mixup_alpha
+            trainer = MTLAT(classifier, alpha=alpha, seed=seed, **attack)
         else:
             beta = 6.0 if beta is None else beta
             trainer = TRADES(classifier, beta=beta, **attack)

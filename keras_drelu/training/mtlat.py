@@ -1,0 +1,213 @@
+"""M-TLAT: Mixup plus targeted labeling adversarial training."""
+
+import numbers
+
+import keras
+import tensorflow as tf
+
+from keras_drelu.attacks.pgd import projected_gradient_descent
+from keras_drelu.training.robust_training import RobustTraining
+from keras_drelu.training.robust_training import check_positive
+
+
+@keras.saving.register_keras_serializable(package="keras_drelu")
+class MTLAT(RobustTraining):
+    """Trains a classifier on targeted adversarial examples of Mixup images.
+
+    Formula:
+    ```python
+    lam ~ Beta(alpha, alpha);  x_mix = lam * x + (1 - lam) * x[perm]
+    y_mix = lam * y + (1 - lam) * y[perm]
+    t ~ U{classes != argmax(y_mix)}
+    x_adv = argmin_{||x' - x_mix|| <= eps} CE(f(x'), t)
+    y_adv = (1 - w) * y_mix + w * onehot(t)
+    loss = CE(f(x_adv), y_adv)
+    ```
+    Each batch is mixed by Keras' `keras.layers.MixUp` (one `lam` per
+    image), then pushed toward a random target class by `steps` of
+    projected gradient descent on the target's cross-entropy (classifier in
+    inference mode; one step is the targeted FGSM of the paper), and the
+    target is given weight `w` in the soft label, so that the label says
+    how far the image was moved toward the target: Targeted Labeling
+    Adversarial Training (Laugros, Caplier and Ospici, "Addressing Neural
+    Network Robustness with Mixup and Targeted Labeling Adversarial
+    Training", 2020), meant for robustness to common corruptions as well as
+    to attacks. The outer step is Keras' own `train_step` on the soft labels
+    with the compiled loss (categorical cross-entropy by default) plus the
+    layers' regularization losses; integer labels, in training and in
+    validation, are one-hot encoded first.
+
+    Example:
+
+    >>> import numpy as np
+    >>> classifier = keras.Sequential([
+    ...     keras.Input((4, 4, 1)), keras.layers.Flatten(),
+    ...     keras.layers.Dense(3, activation="softmax"),
+    ... ])
+    >>> trainer = MTLAT(classifier, eps=0.1, seed=0)
+    >>> trainer.steps, trainer.target_weight
+    (1, 0.1)
+    >>> trainer.compile(optimizer="adam", metrics=["accuracy"])
+    >>> x = np.random.default_rng(0).uniform(size=(8, 4, 4, 1))
+    >>> history = trainer.fit(x.astype("float32"), np.arange(8) % 3,
+    ...                       epochs=1, verbose=0)
+    >>> sorted(history.history)
+    ['accuracy', 'loss']
+
+    Args:
+        classifier: The Keras model to train, mapping images in `[0, 1]`
+            (batches of rank 4, as `MixUp` takes) to class probabilities
+            (or logits, with `from_logits=True`).
+        eps: Radius of the targeted perturbation, such as `8/255` (CIFAR).
+        alpha: Parameter of the Beta distribution of the Mixup weights, as
+            in `keras.layers.MixUp`. Defaults to `0.2`.
+        target_weight: Weight `w` of the target class in the label of the
+            perturbed image, in `[0, 1]`. Defaults to `None`, `eps` (the
+            paper ties the weight to the perturbation size of images in
+            `[0, 1]`).
+        step_size: Length of each attack step. Defaults to `None`,
+            `2.5 * eps / steps`, a full `eps` step for `steps=1`.
+        steps: Number of targeted steps. Defaults to `1`.
+        norm: `"linf"` or `"l2"`. Defaults to `"linf"`.
+        from_logits: Whether `classifier` outputs logits. Defaults to
+            `False`.
+        seed: Optional int seed of the Mixup weights and pairings and of
+            the target classes. Defaults to `None`.
+        **kwargs: Base `keras.Model` keyword arguments, such as `name`.
+    """
+
+    def __init__(
+        self, classifier, eps, alpha=0.2, target_weight=None, step_size=None,
+        steps=1, norm="linf", from_logits=False, seed=None, **kwargs,
+    ):
+        steps = check_positive("steps", steps, integer=True)
+        eps = check_positive("eps", eps)
+        if step_size is None:
+            step_size = 2.5 * eps / steps
+        super().__init__(
+            classifier, eps=eps, step_size=step_size, steps=steps, norm=norm,
+            from_logits=from_logits, **kwargs,
+        )
+        self.alpha = check_positive("alpha", alpha)
+        if target_weight is None:
+            target_weight = min(eps, 1.0)
+        if (
+            isinstance(target_weight, bool)
+            or not isinstance(target_weight, numbers.Real)
+            or not 0 <= target_weight <= 1
+        ):
+            raise ValueError(
+                "Argument `target_weight` should be a number in [0, 1]. "
+                f"Received: target_weight={target_weight!r}"
+            )
+        self.target_weight = float(target_weight)
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+        ):
+            raise ValueError(
+                f"Argument `seed` should be an int or None. Received: "
+                f"seed={seed!r}"
+            )
+        self.seed = seed
+        self.mixup = keras.layers.MixUp(alpha=self.alpha, seed=seed)
+        self.target_seed = keras.random.SeedGenerator(
+            None if seed is None else seed + 1
+        )
+
+    def num_classes(self, x):
+        """The number of classes the classifier gives for inputs like `x`."""
+        return int(self.classifier.compute_output_shape(tuple(x.shape))[-1])
+
+    def soft_labels(self, x, y):
+        """Integer labels one-hot encoded; probability vectors unchanged."""
+        y = tf.convert_to_tensor(y)
+        if y.dtype.is_integer:
+            y = tf.one_hot(tf.reshape(y, [-1]), self.num_classes(x))
+        return tf.cast(y, tf.float32)
+
+    def mix(self, x, y):
+        """Mixup of batch `x` and its labels `y`, with soft labels."""
+        mixed = self.mixup(
+            {"images": x, "labels": self.soft_labels(x, y)}, training=True
+        )
+        return mixed["images"], mixed["labels"]
+
+    def random_targets(self, y_soft):
+        """A uniform class other than each soft label's most likely one."""
+        classes = y_soft.shape[-1]
+        shift = keras.random.randint(
+            tf.shape(y_soft)[:1], 1, classes, seed=self.target_seed,
+            dtype="int32",
+        )
+        return (
+            tf.argmax(y_soft, axis=-1, output_type=tf.int32) + shift
+        ) % classes
+
+    def targeted_inputs(self, x, targets):
+        """Inputs within `eps` of `x` lowering the cross-entropy of `targets`."""
+
+        def loss_fn(x_adv, targets):
+            outputs = self.classifier(x_adv, training=False)
+            # Ascent on the negative: descent toward the target class.
+            return -keras.losses.sparse_categorical_crossentropy(
+                targets,
+                keras.ops.cast(outputs, "float32"),
+                from_logits=self.from_logits,
+            )
+
+        return projected_gradient_descent(
+            loss_fn, x, targets, eps=self.eps, step_size=self.step_size,
+            steps=self.steps, norm=self.norm, random_init=False,
+        )
+
+    def perturbed_batch(self, x, y):
+        """The M-TLAT images and soft labels of batch `x` with labels `y`."""
+        x_mix, y_mix = self.mix(x, y)
+        targets = self.random_targets(y_mix)
+        x_adv = self.targeted_inputs(x_mix, targets)
+        y_adv = (
+            (1.0 - self.target_weight) * y_mix
+            + self.target_weight * tf.one_hot(targets, y_mix.shape[-1])
+        )
+        return x_adv, y_adv
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+        """`keras.Model.compile`, the loss defaulting to soft-label CE.
+
+        Args:
+            optimizer: As in `keras.Model.compile`. Defaults to `"adam"`.
+            loss: As in `keras.Model.compile`; it receives soft labels.
+                Defaults to `None`,
+                `CategoricalCrossentropy(from_logits=self.from_logits)`.
+            metrics: As in `keras.Model.compile`. Defaults to `None`.
+            **kwargs: Other `keras.Model.compile` arguments.
+        """
+        if loss is None:
+            loss = keras.losses.CategoricalCrossentropy(
+                from_logits=self.from_logits
+            )
+        super().compile(
+            optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
+        )
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x_adv, y_adv = self.perturbed_batch(x, y)
+        return super().train_step(
+            keras.utils.pack_x_y_sample_weight(x_adv, y_adv, sample_weight)
+        )
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        return super().test_step(
+            keras.utils.pack_x_y_sample_weight(
+                x, self.soft_labels(x, y), sample_weight
+            )
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            alpha=self.alpha, target_weight=self.target_weight, seed=self.seed
+        )
+        return config
