@@ -116,7 +116,7 @@ def parse_args(argv=None):
 
 
 def build_model(head, args):
-    """The shallow CNN with `head` as the activation of its last hidden layer."""
+    """The shallow CNN, `head` activating its last hidden layer."""
     if head == "relu":
         activation = keras.layers.ReLU(name="head_relu")
     elif head == "drelu":
@@ -204,6 +204,7 @@ def run(args):
         }
         caps = max_values(model)
         details[head] = {
+            "clipped_share": clipped_share(model, x) if caps else None,
             "epochs_trained": len(history.epoch),
             "train_seconds": round(train_seconds, 1),
             "eval_seconds": round(eval_seconds, 1),
@@ -216,6 +217,13 @@ def run(args):
                      for name, v in caps.items()},
         }
     return rows, details, corruption_results
+
+
+def clipped_share(model, x):
+    """Share of the head's activations on `x` that its D-ReLU caps clip."""
+    cap = model.get_layer("head_cap")
+    before = keras.Model(model.inputs, cap.input).predict(x, verbose=0)
+    return float(np.mean(before > keras.ops.convert_to_numpy(cap.max_value)))
 
 
 def settings_line(args):
@@ -256,11 +264,22 @@ def markdown_table(rows, details, args):
     return "\n".join(lines), flags
 
 
-def reading(rows, args):
+def reading(rows, details, args):
     """A short reading of the numbers, generated so it can never drift."""
     eps_names = [f"{e:g}/255" for e in args.eps_255]
     relu = rows["relu"]
     parts = []
+    if "drelu" in details:
+        caps = details["drelu"]["caps"]["head_cap"]
+        parts.append(
+            f"The D-ReLU caps went from {args.initial_max_value:g} to "
+            f"{caps['min']:.2f}-{caps['max']:.2f} in training and clip "
+            f"{100 * details['drelu']['clipped_share']:.2f}% of the head's "
+            f"activations on the test images: "
+            + ("the head acts as a ReLU here." if
+               details["drelu"]["clipped_share"] < 0.01 else
+               "the caps are active.")
+        )
     for head, row in rows.items():
         if head == "relu":
             continue
@@ -268,12 +287,13 @@ def reading(rows, args):
             f"{100 * (row['worst_case'][e] - relu['worst_case'][e]):+.1f} "
             f"points at {e}" for e in eps_names
         )
+        corrupted = (row["mean_corruption_accuracy"]
+                     - relu["mean_corruption_accuracy"])
         parts.append(
             f"{LABELS[head]} vs ReLU: clean "
             f"{100 * (row['clean'] - relu['clean']):+.1f} points, worst case "
-            f"{worst}, mean corruption accuracy "
-            f"{100 * (row['mean_corruption_accuracy'] - relu['mean_corruption_accuracy']):+.1f}"
-            f" points, mCE {row['mce']:.1f}."
+            f"{worst}, mean corruption accuracy {100 * corrupted:+.1f} "
+            f"points, mCE {row['mce']:.1f}."
         )
     standard_error = 100 * np.sqrt(0.25 / args.eval_images)
     parts.append(
@@ -337,7 +357,7 @@ def main(argv=None):
         "",
         table,
         "",
-        reading(rows, args),
+        reading(rows, details, args),
         "",
         "Flags raised by the evaluation: "
         + (", ".join(f"`{f}`" for f in flags) if flags else "none")

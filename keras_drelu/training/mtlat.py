@@ -144,7 +144,7 @@ class MTLAT(RobustTraining):
         ) % classes
 
     def targeted_inputs(self, x, targets):
-        """Inputs within `eps` of `x` lowering the cross-entropy of `targets`."""
+        """Inputs within `eps` of `x` lowering the targets' cross-entropy."""
 
         def loss_fn(x_adv, targets):
             outputs = self.classifier(x_adv, training=False)
