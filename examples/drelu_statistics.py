@@ -57,7 +57,8 @@ def score_table(results, attacks):
             if run["method"] == "D-ReLU":
                 if run["lam"] != paper_lambda[run["arch"]]:
                     continue
-                method = f"D-ReLU-{run['lam']:g}"
+                # One row across architectures: each at its paper lambda.
+                method = "D-ReLU"
             else:
                 method = run["method"]
             for attack in attacks:
@@ -77,6 +78,11 @@ def analyse(results, out, alpha=0.05):
     lines = ["# Significance tests over the D-ReLU MNIST runs", "",
              "Methods x settings, a setting being one architecture, seed and "
              f"attack; accuracies from `results.json`; alpha = {alpha}. "
+             "D-ReLU is each architecture's paper lambda ("
+             + ", ".join(sorted({f"{arch} {lam:g}" for result in results
+                                 for arch, lam in
+                                 result["paper_lambda"].items()}))
+             + "). "
              "Procedure of Demšar (2006) as in the D-ReLU paper, section 6.2."]
     summary, paths = {}, []
     for index, (group, attacks) in enumerate(SETTINGS.items()):

@@ -86,7 +86,7 @@ def test_drelu_mnist_and_statistics_quick(shared_data_dir, tmp_path):
     ]
     summary = json.loads((tmp_path / "stats" / "statistics.json").read_text())
     assert set(summary["paper attacks"]["methods"]) == {
-        "AT", "TRADES-1", "D-ReLU-100"
+        "AT", "TRADES-1", "D-ReLU"
     }
 
 
@@ -113,7 +113,7 @@ def test_statistics_score_table_and_tests_on_synthetic_results(tmp_path):
     methods, settings, table = statistics.score_table(
         [results], statistics.SETTINGS["paper attacks"]
     )
-    assert methods == ["AT", "D-ReLU-100", "TRADES-1"]
+    assert methods == ["AT", "D-ReLU", "TRADES-1"]
     assert len(settings) == 15 and table.shape == (3, 15)
     np.testing.assert_allclose(table.mean(axis=1), [0.5, 0.9, 0.6], atol=0.02)
 
@@ -122,12 +122,12 @@ def test_statistics_score_table_and_tests_on_synthetic_results(tmp_path):
     paper = summary["paper attacks"]
     # D-ReLU wins every setting and AT loses every one.
     assert paper["average_ranks"] == {
-        "AT": 3.0, "D-ReLU-100": 1.0, "TRADES-1": 2.0
+        "AT": 3.0, "D-ReLU": 1.0, "TRADES-1": 2.0
     }
     assert paper["anova"]["F"] > paper["anova"]["critical"]
     assert math.isinf(paper["friedman"]["iman_davenport"])
     text = (tmp_path / "statistics.md").read_text()
-    assert "best rank D-ReLU-100 (1.00) is significantly better than AT" in text
+    assert "best rank D-ReLU (1.00) is significantly better than AT" in text
 
 
 def test_srelu_table1_rejects_bad_cap():
