@@ -132,8 +132,9 @@ def train_parser():
                           help="batch size (default: %(default)s)")
     training.add_argument("--train-eps", type=_number,
                           help="radius of adversarial training (default: --eps)")
-    training.add_argument("--attack-steps", type=int, default=d.attack_steps,
-                          help="PGD steps of pgd-at and trades (default: %(default)s)")
+    training.add_argument("--attack-steps", type=int,
+                          help="PGD steps of pgd-at, trades and mtlat (default: 10, "
+                               "1 for mtlat)")
     training.add_argument("--beta", type=_number, default=d.beta,
                           help="TRADES trade-off (default: %(default)s)")
     training.add_argument("--strategy", default=d.strategy,

@@ -38,7 +38,7 @@ from retrofit.heads import HEADS
 from retrofit.heads import backbone_layer
 from retrofit.heads import build_retrofit_model
 
-RECIPES = ("auto", "drelu", "standard", "pgd-at", "fgsm-at", "trades")
+RECIPES = ("auto", "drelu", "standard", "pgd-at", "fgsm-at", "trades", "mtlat")
 SUITE_CHOICES = ("auto", "paper", "standard", "adaptive")
 STAGES = ("created", "trained", "evaluated", "exported")
 
@@ -75,7 +75,8 @@ class RunSettings:
         natural_epochs: Natural epochs before an adversarial recipe.
         batch_size: Training and evaluation batch size.
         train_eps: Radius of adversarial training (`None`: `eps`).
-        attack_steps: PGD steps of adversarial training.
+        attack_steps: PGD steps of pgd-at, trades and mtlat (`None`: the
+            recipe's default, 10, or 1 for mtlat).
         beta: TRADES trade-off.
         eps: Radius of the robustness evaluation.
         norm: `"linf"` or `"l2"`.
@@ -111,7 +112,7 @@ class RunSettings:
     natural_epochs: int = 0
     batch_size: int = 64
     train_eps: float | None = None
-    attack_steps: int = 10
+    attack_steps: int | None = None
     beta: float = 6.0
     eps: float = 8 / 255
     norm: str = "linf"
@@ -153,13 +154,13 @@ class RunSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise RunError(f"{name} must be a finite number >= 0; got {value}")
-        for name in ("units", "epochs", "batch_size", "attack_steps", "eval_images", "image_size"):
+        for name in ("units", "epochs", "batch_size", "eval_images", "image_size"):
             if getattr(self, name) < 1:
                 raise RunError(f"{name} must be at least 1; got {getattr(self, name)}")
         for name in ("freeze_epochs", "natural_epochs"):
             if getattr(self, name) < 0:
                 raise RunError(f"{name} must be at least 0; got {getattr(self, name)}")
-        for name in ("limit", "apgd_steps", "square_queries", "backbone_size"):
+        for name in ("limit", "apgd_steps", "square_queries", "backbone_size", "attack_steps"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise RunError(f"{name} must be at least 1; got {value}")
@@ -334,7 +335,7 @@ def train_run(settings, directory, record, splits, model, log):
         log(f"[{phase}] training {epochs} epoch(s) with recipe {recipe!r}")
         trainable = phase != "frozen"
         backbone_layer(model).trainable = trainable
-        adversarial = recipe in ("pgd-at", "fgsm-at", "trades")
+        adversarial = recipe in ("pgd-at", "fgsm-at", "trades", "mtlat")
         if settings.strategy != "none":
             # Variables must be made inside the strategy's scope: rebuild the
             # model there, with the weights of the phases already done.
@@ -349,7 +350,7 @@ def train_run(settings, directory, record, splits, model, log):
             epochs=epochs,
             eps=(settings.train_eps or settings.eps) if adversarial else None,
             attack_steps=settings.attack_steps
-            if recipe in ("pgd-at", "trades")
+            if recipe in ("pgd-at", "trades", "mtlat")
             else None,
             beta=settings.beta if recipe == "trades" else None,
             natural_epochs=settings.natural_epochs if phase == "finetune" else 0,

@@ -270,3 +270,18 @@ class TestBadInput:
 
     def test_evaluate_without_a_run(self, capsys, tmp_path):
         assert_usage_error(capsys, ["evaluate", str(tmp_path)], "holds no run")
+
+
+@pytest.mark.parametrize("recipe", ["pgd-at", "trades", "mtlat"])
+def test_adversarial_recipes_run_from_the_cli(recipe, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(runs, "_build", tiny_retrofit)
+    out = tmp_path / recipe
+    status, printed, err = run_cli(
+        capsys, "--backbone", "MobileNetV2", "--dataset", "digits", "--out", str(out),
+        *TINY, "--recipe", recipe, "--attack-steps", "2", "--no-evaluate",
+    )
+    assert status == 0, err
+    assert f"with recipe {recipe!r}" in printed
+    record = json.loads((out / "run.json").read_text())
+    assert record["recipe"] == recipe
+    assert record["stage"] == "exported"
