@@ -36,6 +36,7 @@ from keras_drelu.attacks import Square  # noqa: E402
 from keras_drelu.attacks import Transfer  # noqa: E402
 from keras_drelu.evaluation import evaluate_robustness  # noqa: E402
 from keras_drelu.training import train  # noqa: E402
+from retrofit.data import first_examples  # noqa: E402
 from retrofit.data import npz  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -131,14 +132,7 @@ def attacks(model, args):
 def load_data(args):
     splits = npz(args.data, batch_size=args.batch_size, validation_split=0.0,
                  seed=args.seed, limit=args.train_size)
-    images, labels = [], []
-    for batch_images, batch_labels in splits.test:
-        images.append(batch_images.numpy())
-        labels.append(batch_labels.numpy())
-        if sum(map(len, images)) >= args.eval_images:
-            break
-    return (splits, np.concatenate(images)[: args.eval_images],
-            np.concatenate(labels)[: args.eval_images])
+    return (splits, *first_examples(splits.test, args.eval_images))
 
 
 def run(args):

@@ -266,18 +266,6 @@ def load_data(settings):
         raise RunError(str(error).splitlines()[0]) from error
 
 
-def take_arrays(dataset, count):
-    """The first `count` examples of a batched dataset, as numpy arrays."""
-    images, labels, total = [], [], 0
-    for batch_images, batch_labels in dataset:
-        images.append(batch_images.numpy())
-        labels.append(batch_labels.numpy())
-        total += len(batch_labels)
-        if total >= count:
-            break
-    return np.concatenate(images)[:count], np.concatenate(labels)[:count]
-
-
 def _phases(settings):
     phases = []
     if settings.freeze_epochs:
@@ -393,7 +381,7 @@ def evaluate_model(settings, directory, record, model, splits, log):
     )
     _, clean = model.evaluate(splits.test, verbose=0)
     log(f"clean test accuracy: {clean:.4f}")
-    x, y = take_arrays(splits.test, settings.eval_images)
+    x, y = data_sources.first_examples(splits.test, settings.eval_images)
     report = evaluate_robustness(
         model,
         x,

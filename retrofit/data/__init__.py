@@ -10,6 +10,7 @@ from retrofit.data.generated import mix_generated
 from retrofit.data.npz import npz
 from retrofit.data.splits import DataSplits
 from retrofit.data.splits import DatasetInfo
+from retrofit.data.splits import first_examples
 from retrofit.data.tfds_sources import cifar10
 from retrofit.data.tfds_sources import cifar100
 from retrofit.data.tfds_sources import mnist
@@ -58,6 +59,7 @@ def load(name, **kwargs):
 __all__ = [
     "DataSplits",
     "DatasetInfo",
+    "first_examples",
     "SOURCES",
     "cifar10",
     "cifar100",
