@@ -98,3 +98,21 @@ def check_logits(outputs, model_name):
             "pre-softmax logits. Pass a model that ends before its softmax "
             "(`logits_model` does this for a softmax last layer)."
         )
+
+
+def check_inputs_and_labels(x, y):
+    """`x` as a float32 batch and `y` as one integer label per input."""
+    x = np.asarray(x, dtype="float32")
+    y = np.asarray(y)
+    if x.ndim < 2 or len(x) == 0:
+        raise ValueError(
+            "Argument `x` should be a non-empty batch of inputs. Received: "
+            f"x.shape={x.shape}"
+        )
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(
+            "Argument `y` should hold one integer class label per input. "
+            f"Received: y.shape={y.shape}, y.dtype={y.dtype}, "
+            f"x.shape={x.shape}"
+        )
+    return x, y

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_drelu.analysis.logits import check_inputs_and_labels
 from keras_drelu.analysis.logits import check_logits
 from keras_drelu.analysis.logits import logits_model
 
@@ -61,19 +62,7 @@ def sensitivity_map(model, x, y, batch_size=256):
     Returns:
         A `SensitivityMaps` record.
     """
-    x = np.asarray(x, dtype="float32")
-    y = np.asarray(y)
-    if x.ndim < 2 or len(x) == 0:
-        raise ValueError(
-            "Argument `x` should be a non-empty batch of inputs. Received: "
-            f"x.shape={x.shape}"
-        )
-    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(
-            "Argument `y` should hold one integer class label per input. "
-            f"Received: y.shape={y.shape}, y.dtype={y.dtype}, "
-            f"x.shape={x.shape}"
-        )
+    x, y = check_inputs_and_labels(x, y)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or (
         batch_size < 1
     ):

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_drelu.analysis.logits import check_inputs_and_labels
 from keras_drelu.analysis.logits import check_logits
 from keras_drelu.analysis.logits import logits_model
 from keras_drelu.attacks.pgd import _check_norm
@@ -46,23 +47,6 @@ def _check_positive(name, value, allow_zero=False):
             f"{name}={value!r}"
         )
     return float(value)
-
-
-def _check_labels(x, y):
-    x = np.asarray(x, dtype="float32")
-    y = np.asarray(y)
-    if x.ndim < 2 or len(x) == 0:
-        raise ValueError(
-            "Argument `x` should be a non-empty batch of inputs. Received: "
-            f"x.shape={x.shape}"
-        )
-    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(
-            "Argument `y` should hold one integer class label per input. "
-            f"Received: y.shape={y.shape}, y.dtype={y.dtype}, "
-            f"x.shape={x.shape}"
-        )
-    return x, y
 
 
 def zero_gradient_distance(
@@ -132,7 +116,7 @@ def zero_gradient_distance(
     Returns:
         A `ZeroGradientDistance` record.
     """
-    x, y = _check_labels(x, y)
+    x, y = check_inputs_and_labels(x, y)
     step_size = _check_positive("step_size", step_size)
     if isinstance(max_steps, bool) or not isinstance(
         max_steps, numbers.Integral
