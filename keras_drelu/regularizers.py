@@ -1,10 +1,9 @@
 """The cap penalty of D-ReLU training (D-ReLU paper, eq. 1)."""
 
-import math
-import numbers
-
 import keras
 from keras import ops
+
+from keras_drelu.arguments import check_non_negative
 
 
 @keras.saving.register_keras_serializable(package="keras_drelu")
@@ -33,17 +32,7 @@ class MaxValueRegularizer(keras.regularizers.Regularizer):
     """
 
     def __init__(self, lam=1e-3):
-        if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
-            raise TypeError(
-                "Argument `lam` should be a non-negative number. "
-                f"Received: lam={lam!r} of type {type(lam).__name__}"
-            )
-        if not (lam >= 0.0 and math.isfinite(lam)):
-            raise ValueError(
-                "Argument `lam` should be a finite, non-negative number. "
-                f"Received: lam={lam}"
-            )
-        self.lam = float(lam)
+        self.lam = check_non_negative("lam", lam)
 
     def __call__(self, x):
         return self.lam * ops.sum(ops.square(x))

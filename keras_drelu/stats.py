@@ -10,10 +10,11 @@ critical-difference diagram. A *setting* is one column of a results table
 
 import dataclasses
 import math
-import numbers
 
 import numpy as np
 from scipy import stats as scipy_stats
+
+from keras_drelu.arguments import check_number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,13 +123,7 @@ class NemenyiResult:
 
 
 def _check_alpha(alpha):
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not (
-        0 < alpha < 1
-    ):
-        raise ValueError(
-            f"Argument `alpha` should be in (0, 1). Received: alpha={alpha!r}"
-        )
-    return float(alpha)
+    return check_number("alpha", alpha, low=0, high=1, closed="neither")
 
 
 def _check_table(table, methods, min_methods):

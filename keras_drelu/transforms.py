@@ -7,8 +7,9 @@ through a twin whose caps are removed (`uncapped_twin`).
 
 import keras
 
+from keras_drelu.arguments import check_choice
+from keras_drelu.layers.drelu import GRADIENT_MODES
 from keras_drelu.layers.drelu import DReLU
-from keras_drelu.layers.drelu import _check_gradient_mode
 
 
 def _clone_replacing_caps(model, replace):
@@ -65,7 +66,7 @@ def with_gradient_mode(model, mode):
     Returns:
         A new `keras.Model`.
     """
-    _check_gradient_mode(mode)
+    check_choice("mode", mode, GRADIENT_MODES)
 
     def replace(layer):
         config = layer.get_config()

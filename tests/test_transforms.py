@@ -102,7 +102,7 @@ def test_max_values_lists_every_cap(model_and_inputs):
 
 def test_bad_mode_and_subclassed_model(model_and_inputs):
     model, _ = model_and_inputs
-    with pytest.raises(ValueError, match="gradient_mode='sideways'"):
+    with pytest.raises(ValueError, match="mode='sideways'"):
         with_gradient_mode(model, "sideways")
 
     class Subclassed(keras.Model):

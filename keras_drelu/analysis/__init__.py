@@ -1,6 +1,6 @@
 """Tools that look inside a model under attack (Sooksatra et al., 2023)."""
 
-from keras_drelu.analysis.logits import logits_model
+from keras_drelu.outputs import logits_model
 from keras_drelu.analysis.perturbation_growth import PerturbationGrowth
 from keras_drelu.analysis.perturbation_growth import perturbation_growth
 from keras_drelu.analysis.perturbation_growth import plot_perturbation_growth

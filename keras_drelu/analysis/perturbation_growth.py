@@ -5,7 +5,8 @@ import dataclasses
 import keras
 import numpy as np
 
-from keras_drelu.analysis.logits import _check_graph_model
+from keras_drelu.arguments import check_positive
+from keras_drelu.outputs import check_graph_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,15 +118,9 @@ def perturbation_growth(model, x, x_adv, layers=None, batch_size=256):
     Returns:
         A `PerturbationGrowth` record.
     """
-    inputs = _check_graph_model(model, "`perturbation_growth`")
+    inputs = check_graph_model(model, "`perturbation_growth`")
     x, x_adv = _check_inputs(x, x_adv)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or (
-        batch_size < 1
-    ):
-        raise ValueError(
-            "Argument `batch_size` should be a positive int. Received: "
-            f"batch_size={batch_size!r}"
-        )
+    batch_size = check_positive("batch_size", batch_size, integer=True)
     chosen = _select_layers(model, layers)
     probe = keras.Model(inputs, [_layer_output(layer) for layer in chosen])
     linf = np.zeros(len(chosen))

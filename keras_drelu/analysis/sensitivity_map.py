@@ -7,9 +7,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_drelu.analysis.logits import check_inputs_and_labels
-from keras_drelu.analysis.logits import check_logits
-from keras_drelu.analysis.logits import logits_model
+from keras_drelu.arguments import check_inputs_and_labels
+from keras_drelu.arguments import check_positive
+from keras_drelu.outputs import check_logits
+from keras_drelu.outputs import logits_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,13 +64,7 @@ def sensitivity_map(model, x, y, batch_size=256):
         A `SensitivityMaps` record.
     """
     x, y = check_inputs_and_labels(x, y)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or (
-        batch_size < 1
-    ):
-        raise ValueError(
-            "Argument `batch_size` should be a positive int. Received: "
-            f"batch_size={batch_size!r}"
-        )
+    batch_size = check_positive("batch_size", batch_size, integer=True)
     logits = logits_model(model)
     first = keras.ops.convert_to_numpy(logits(x[:batch_size], training=False))
     check_logits(first, model.name)
@@ -169,13 +164,7 @@ def plot_sensitivity_maps(
         results = {"": results}
     if not results:
         raise ValueError("Argument `results` should hold at least one record.")
-    if isinstance(max_images, bool) or not isinstance(max_images, int) or (
-        max_images < 1
-    ):
-        raise ValueError(
-            "Argument `max_images` should be a positive int. Received: "
-            f"max_images={max_images!r}"
-        )
+    max_images = check_positive("max_images", max_images, integer=True)
     images = {
         label: _as_images(result.maps[:max_images], image_shape)
         for label, result in results.items()

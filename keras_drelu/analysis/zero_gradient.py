@@ -1,18 +1,19 @@
 """How far gradient ascent travels before the input gradient vanishes."""
 
 import dataclasses
-import numbers
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_drelu.analysis.logits import check_inputs_and_labels
-from keras_drelu.analysis.logits import check_logits
-from keras_drelu.analysis.logits import logits_model
+from keras_drelu.arguments import check_inputs_and_labels
+from keras_drelu.arguments import check_non_negative
+from keras_drelu.arguments import check_positive
 from keras_drelu.attacks.pgd import _check_norm
 from keras_drelu.attacks.pgd import ascent_direction
 from keras_drelu.attacks.pgd import project
+from keras_drelu.outputs import check_logits
+from keras_drelu.outputs import logits_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,18 +36,6 @@ class ZeroGradientDistance:
     found_share: float
     distances: np.ndarray
     steps: np.ndarray
-
-
-def _check_positive(name, value, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-        value >= 0 if allow_zero else value > 0
-    ):
-        kind = "non-negative" if allow_zero else "positive"
-        raise ValueError(
-            f"Argument `{name}` should be a {kind} number. Received: "
-            f"{name}={value!r}"
-        )
-    return float(value)
 
 
 def zero_gradient_distance(
@@ -117,16 +106,9 @@ def zero_gradient_distance(
         A `ZeroGradientDistance` record.
     """
     x, y = check_inputs_and_labels(x, y)
-    step_size = _check_positive("step_size", step_size)
-    if isinstance(max_steps, bool) or not isinstance(
-        max_steps, numbers.Integral
-    ) or max_steps < 0:
-        raise ValueError(
-            "Argument `max_steps` should be a non-negative int. Received: "
-            f"max_steps={max_steps!r}"
-        )
-    if eps is not None:
-        eps = _check_positive("eps", eps)
+    step_size = check_positive("step_size", step_size)
+    max_steps = check_non_negative("max_steps", max_steps, integer=True)
+    eps = check_positive("eps", eps, allow_none=True)
     _check_norm(norm)
     low, high = clip_values
     if not low < high:
@@ -134,14 +116,8 @@ def zero_gradient_distance(
             "Argument `clip_values` should be `(low, high)` with low < high. "
             f"Received: clip_values={clip_values!r}"
         )
-    atol = _check_positive("atol", atol, allow_zero=True)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or (
-        batch_size < 1
-    ):
-        raise ValueError(
-            "Argument `batch_size` should be a positive int. Received: "
-            f"batch_size={batch_size!r}"
-        )
+    atol = check_non_negative("atol", atol)
+    batch_size = check_positive("batch_size", batch_size, integer=True)
     logits = logits_model(model)
     check_logits(logits(x[:batch_size], training=False), model.name)
 

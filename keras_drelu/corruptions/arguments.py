@@ -5,17 +5,14 @@ import numbers
 
 import tensorflow as tf
 
+from keras_drelu.arguments import check_number
+
 SEVERITIES = (1, 2, 3, 4, 5)
 
 
 def check_severity(severity):
     """Returns `severity` as an int after checking it is one of 1 to 5."""
-    if isinstance(severity, bool) or not isinstance(severity, numbers.Integral):
-        raise TypeError(
-            f"Argument `severity` should be an int in {SEVERITIES}. "
-            f"Received: severity={severity!r} of type "
-            f"{type(severity).__name__}"
-        )
+    severity = check_number("severity", severity, integer=True)
     if severity not in SEVERITIES:
         raise ValueError(
             f"Argument `severity` should be one of {SEVERITIES}. "

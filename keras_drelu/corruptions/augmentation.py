@@ -1,10 +1,10 @@
 """Training-time augmentation with common corruptions."""
 
-import numbers
-
 import keras
 import tensorflow as tf
 
+from keras_drelu.arguments import check_number
+from keras_drelu.arguments import check_seed
 from keras_drelu.corruptions.registry import check_names
 from keras_drelu.corruptions.registry import check_severities
 from keras_drelu.corruptions.registry import get
@@ -52,24 +52,10 @@ class RandomCorruption(keras.layers.Layer):
         super().__init__(**kwargs)
         self.corruptions = check_names(corruptions)
         self.severities = check_severities(severities)
-        if (
-            isinstance(probability, bool)
-            or not isinstance(probability, numbers.Real)
-            or not 0.0 <= probability <= 1.0
-        ):
-            raise ValueError(
-                "Argument `probability` should be a number in [0, 1]. "
-                f"Received: probability={probability!r}"
-            )
-        self.probability = float(probability)
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-        ):
-            raise TypeError(
-                "Argument `seed` should be None or an int. Received: "
-                f"seed={seed!r}"
-            )
-        self.seed = seed
+        self.probability = check_number(
+            "probability", probability, low=0, high=1
+        )
+        self.seed = check_seed("seed", seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=None):

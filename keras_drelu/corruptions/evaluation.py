@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from keras_drelu.arguments import check_positive
 from keras_drelu.corruptions.registry import check_names
 from keras_drelu.corruptions.registry import check_severities
 from keras_drelu.corruptions.registry import corrupt
@@ -214,15 +215,7 @@ def evaluate_corruptions(
     """
     names = check_names(corruptions)
     severities = check_severities(severities)
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or batch_size < 1
-    ):
-        raise ValueError(
-            "Argument `batch_size` should be a positive int. Received: "
-            f"batch_size={batch_size!r}"
-        )
+    batch_size = check_positive("batch_size", batch_size, integer=True)
     x = np.asarray(x)
     labels = _labels(y)
     if len(labels) != len(x):

@@ -1,6 +1,5 @@
 """The Dynamic-Max-Value ReLU layer (D-ReLU)."""
 
-import math
 import numbers
 
 import keras
@@ -9,34 +8,14 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
+from keras_drelu.arguments import check_bool
+from keras_drelu.arguments import check_choice
+from keras_drelu.arguments import check_non_negative
 from keras_drelu.layers.unit_axes import normalize_shared_axes
 from keras_drelu.layers.unit_axes import unit_parameter_shape
 from keras_drelu.regularizers import MaxValueRegularizer
 
 GRADIENT_MODES = ("exact", "bpda")
-
-
-def _check_gradient_mode(gradient_mode):
-    if gradient_mode not in GRADIENT_MODES:
-        raise ValueError(
-            f"Argument `gradient_mode` should be one of {GRADIENT_MODES}. "
-            f"Received: gradient_mode={gradient_mode!r}"
-        )
-    return gradient_mode
-
-
-def _check_cap(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"Argument `{name}` should be a non-negative number. "
-            f"Received: {name}={value!r} of type {type(value).__name__}"
-        )
-    if not (value >= 0.0 and math.isfinite(value)):
-        raise ValueError(
-            f"Argument `{name}` should be a finite, non-negative number. "
-            f"Received: {name}={value}"
-        )
-    return float(value)
 
 
 def _get_regularizer(regularizer):
@@ -123,19 +102,18 @@ class DReLU(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.supports_masking = True
-        self.initial_max_value = _check_cap(
+        self.initial_max_value = check_non_negative(
             "initial_max_value", initial_max_value
         )
         self.max_value_regularizer = _get_regularizer(max_value_regularizer)
         self.max_value_constraint = constraints.get(max_value_constraint)
-        if not isinstance(trainable_max_value, bool):
-            raise TypeError(
-                "Argument `trainable_max_value` should be a bool. Received: "
-                f"trainable_max_value={trainable_max_value!r}"
-            )
-        self.trainable_max_value = trainable_max_value
+        self.trainable_max_value = check_bool(
+            "trainable_max_value", trainable_max_value
+        )
         self.shared_axes = normalize_shared_axes(shared_axes)
-        self.gradient_mode = _check_gradient_mode(gradient_mode)
+        self.gradient_mode = check_choice(
+            "gradient_mode", gradient_mode, GRADIENT_MODES
+        )
 
     def build(self, input_shape):
         param_shape, kept_axes = unit_parameter_shape(

@@ -1,7 +1,5 @@
 """The SPLASH layer: learnable piecewise-linear units with symmetric hinges."""
 
-import numbers
-
 import keras
 import numpy as np
 from keras import constraints
@@ -9,6 +7,8 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
+from keras_drelu.arguments import check_bool
+from keras_drelu.arguments import check_positive
 from keras_drelu.layers.unit_axes import normalize_shared_axes
 from keras_drelu.layers.unit_axes import unit_parameter_shape
 
@@ -18,29 +18,14 @@ HINGE_MAX = 2.5
 
 
 def _check_num_hinges(num_hinges):
-    if isinstance(num_hinges, bool) or not isinstance(
-        num_hinges, numbers.Integral
-    ):
-        raise TypeError(
-            "Argument `num_hinges` should be a positive odd integer. "
-            f"Received: num_hinges={num_hinges!r} of type "
-            f"{type(num_hinges).__name__}"
-        )
-    if num_hinges < 1 or num_hinges % 2 == 0:
+    num_hinges = check_positive("num_hinges", num_hinges, integer=True)
+    if num_hinges % 2 == 0:
         raise ValueError(
             "Argument `num_hinges` should be a positive odd integer (the "
             "hinges sit at 0 and symmetrically around it). Received: "
             f"num_hinges={num_hinges}"
         )
     return int(num_hinges)
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(
-            f"Argument `{name}` should be a bool. Received: {name}={value!r}"
-        )
-    return value
 
 
 def _relu_initializer(shape, dtype=None):
@@ -119,7 +104,7 @@ class SPLASH(keras.layers.Layer):
         super().__init__(**kwargs)
         self.supports_masking = True
         self.num_hinges = _check_num_hinges(num_hinges)
-        self.per_unit = _check_bool("per_unit", per_unit)
+        self.per_unit = check_bool("per_unit", per_unit)
         self.shared_axes = normalize_shared_axes(shared_axes)
         if self.shared_axes is not None and not self.per_unit:
             raise ValueError(
@@ -128,7 +113,7 @@ class SPLASH(keras.layers.Layer):
                 f"unit. Received: shared_axes={shared_axes!r}, "
                 f"per_unit={per_unit!r}"
             )
-        self.use_bias = _check_bool("use_bias", use_bias)
+        self.use_bias = check_bool("use_bias", use_bias)
         self.coefficient_regularizer = regularizers.get(coefficient_regularizer)
         self.coefficient_constraint = constraints.get(coefficient_constraint)
         self.hinges = tuple(

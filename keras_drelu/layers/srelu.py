@@ -2,8 +2,8 @@
 
 import keras
 
+from keras_drelu.arguments import check_non_negative
 from keras_drelu.layers.drelu import DReLU
-from keras_drelu.layers.drelu import _check_cap
 
 
 @keras.saving.register_keras_serializable(package="keras_drelu")
@@ -41,7 +41,7 @@ class SReLU(DReLU):
         self, max_value, shared_axes=None, gradient_mode="exact", **kwargs
     ):
         super().__init__(
-            initial_max_value=_check_cap("max_value", max_value),
+            initial_max_value=check_non_negative("max_value", max_value),
             max_value_regularizer=None,
             max_value_constraint=None,
             trainable_max_value=False,

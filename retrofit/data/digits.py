@@ -1,11 +1,11 @@
 """scikit-learn's bundled handwritten digits, upsampled: no download."""
 
-import numbers
-
 import numpy as np
 import sklearn.datasets
 import tensorflow as tf
 
+from keras_drelu.arguments import check_number
+from keras_drelu.arguments import check_positive
 from retrofit.data.splits import DatasetInfo
 from retrofit.data.splits import check_arguments
 from retrofit.data.splits import make_splits
@@ -53,27 +53,15 @@ def digits(
         A `DataSplits`.
     """
     check_arguments(batch_size, validation_split, seed, limit)
-    if (
-        isinstance(image_size, bool)
-        or not isinstance(image_size, numbers.Integral)
-        or image_size < 1
-    ):
-        raise ValueError(
-            "Argument `image_size` should be a positive integer. "
-            f"Received: image_size={image_size!r}"
-        )
+    image_size = check_positive("image_size", image_size, integer=True)
     if channels not in (1, 3):
         raise ValueError(
             "Argument `channels` should be 1 or 3. "
             f"Received: channels={channels!r}"
         )
-    if isinstance(test_split, bool) or not (
-        isinstance(test_split, numbers.Real) and 0.0 < test_split < 1.0
-    ):
-        raise ValueError(
-            "Argument `test_split` should be a number in (0, 1). "
-            f"Received: test_split={test_split!r}"
-        )
+    test_split = check_number(
+        "test_split", test_split, low=0, high=1, closed="neither"
+    )
     pixels, labels = sklearn.datasets.load_digits(return_X_y=True)
     images = pixels.reshape(-1, 8, 8, 1).astype(np.float32) / 16.0
     images = tf.image.resize(images, (image_size, image_size)).numpy()

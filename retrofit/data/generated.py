@@ -1,9 +1,8 @@
 """Mixing generated images into training batches (paper section 8)."""
 
-import numbers
-
 import tensorflow as tf
 
+from keras_drelu.arguments import check_number
 from retrofit.data.augmentation import augmentation
 from retrofit.data.npz import check_images
 from retrofit.data.npz import check_labels
@@ -60,14 +59,10 @@ def mix_generated(
         A `tf.data.Dataset` of mixed `(image, label)` batches: float32
         images in `[0, 1]`, int64 labels.
     """
-    if isinstance(original_fraction, bool) or not (
-        isinstance(original_fraction, numbers.Real)
-        and 0.0 < original_fraction < 1.0
-    ):
-        raise ValueError(
-            "Argument `original_fraction` should be a number in (0, 1). "
-            f"Received: original_fraction={original_fraction!r}"
-        )
+    original_fraction = check_number(
+        "original_fraction", original_fraction, low=0, high=1,
+        closed="neither",
+    )
     num_batches = int(train.cardinality())
     if num_batches < 1:
         raise ValueError(

@@ -2,11 +2,12 @@
 
 import dataclasses
 import functools
-import numbers
 
 import numpy as np
 import tensorflow as tf
 
+from keras_drelu.arguments import check_number
+from keras_drelu.arguments import check_positive
 from retrofit.data.augmentation import augmentation
 
 
@@ -50,37 +51,12 @@ class DataSplits:
 
 def check_arguments(batch_size, validation_split, seed, limit):
     """Validates the keyword arguments every source shares."""
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, numbers.Integral)
-        or batch_size < 1
-    ):
-        raise ValueError(
-            "Argument `batch_size` should be a positive integer. "
-            f"Received: batch_size={batch_size!r}"
-        )
-    if (
-        isinstance(validation_split, bool)
-        or not isinstance(validation_split, numbers.Real)
-        or not 0.0 <= validation_split < 1.0
-    ):
-        raise ValueError(
-            "Argument `validation_split` should be a number in [0, 1). "
-            f"Received: validation_split={validation_split!r}"
-        )
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(
-            f"Argument `seed` should be an integer. Received: seed={seed!r}"
-        )
-    if limit is not None and (
-        isinstance(limit, bool)
-        or not isinstance(limit, numbers.Integral)
-        or limit < 1
-    ):
-        raise ValueError(
-            "Argument `limit` should be a positive integer or None. "
-            f"Received: limit={limit!r}"
-        )
+    check_positive("batch_size", batch_size, integer=True)
+    check_number(
+        "validation_split", validation_split, low=0, high=1, closed="left"
+    )
+    check_number("seed", seed, integer=True)
+    check_positive("limit", limit, integer=True, allow_none=True)
 
 
 def _subset(inputs, labels, indices):
