@@ -163,10 +163,12 @@ class RunSettings:
         if self.data_path and not os.path.exists(self.data_path):
             raise RunError(f"data path {self.data_path!r} does not exist")
         check_choice("placement", self.placement, PLACEMENTS)
-        self.make_activation()
+        # Made once to check the activation's settings through its table.
+        make_activation(
+            self.activation, lam=self.lam,
+            initial_max_value=self.initial_max_value, max_value=self.max_value,
+        )
         check_choice("recipe", self.recipe, (AUTO, *RECIPES))
-        if self.recipe != AUTO:
-            self.check_recipe(RECIPES[self.recipe])
         check_choice("suite", self.suite, SUITE_CHOICES)
         check_choice("norm", self.norm, NORMS)
         check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
@@ -176,8 +178,11 @@ class RunSettings:
             check_positive(name, getattr(self, name), integer=True)
         for name in ("freeze_epochs", "natural_epochs"):
             check_non_negative(name, getattr(self, name), integer=True)
-        for name in ("limit", "apgd_steps", "square_queries", "backbone_size"):
+        for name in ("limit", "apgd_steps", "square_queries", "backbone_size",
+                     "attack_steps"):
             check_positive(name, getattr(self, name), integer=True, allow_none=True)
+        check_non_negative("beta", self.beta, allow_none=True)
+        check_positive("mixup_alpha", self.mixup_alpha, allow_none=True)
         check_number(
             "validation_split", self.validation_split, low=0, high=1,
             closed="left", allow_none=True,
@@ -196,17 +201,12 @@ class RunSettings:
                 f"weights file {self.weights!r} does not exist; use "
                 "--weights imagenet, none or a path to a weights file"
             )
+        if self.recipe != AUTO:
+            self.check_recipe(RECIPES[self.recipe])
 
     @property
     def backbone_weights(self):
         return None if self.weights == "none" else self.weights
-
-    def make_activation(self, name=None):
-        """The run's activation layer, from `keras_drelu.ACTIVATIONS`."""
-        return make_activation(
-            self.activation, name=name, lam=self.lam,
-            initial_max_value=self.initial_max_value, max_value=self.max_value,
-        )
 
     def recipe_settings(self, recipe):
         """The arguments of `train` this run gives `recipe` (a `Recipe`).
@@ -227,17 +227,12 @@ class RunSettings:
         return given
 
     def check_recipe(self, recipe, model=None):
-        """Checks the run's settings against `recipe` (and `model`).
-
-        Returns:
-            The recipe's settings, its defaults filled in.
-        """
-        settings = recipe.settings(
+        """Checks the run's settings against `recipe` (and `model`)."""
+        recipe.settings(
             natural_epochs=self.natural_epochs, **self.recipe_settings(recipe)
         )
         if model is not None:
             recipe.check_model(model)
-        return settings
 
 
 class RunDirectory:

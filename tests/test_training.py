@@ -375,12 +375,12 @@ TWO_REPLICAS = textwrap.dedent(
     for recipe, beta in (("pgd-at", None), ("trades", 0.0), ("trades", 6.0)):
         runs = []
         for which in (strategy, None):
-            result = train(build, data, recipe=recipe, epochs=1, eps=0.1,
-                           attack_steps=2, beta=beta, strategy=which,
-                           default_callbacks=False, verbose=0)
-            runs.append(result.history["loss"][0])
+            trained = train(build, data, recipe=recipe, epochs=1, eps=0.1,
+                            attack_steps=2, beta=beta, strategy=which,
+                            default_callbacks=False, verbose=0)
+            runs.append(trained.history["loss"][0])
             if which is strategy:
-                kernel = result.model.layers[0].kernel.value
+                kernel = trained.model.layers[0].kernel.value
                 result["mirrored_variable"] = type(kernel).__name__
         result[f"{recipe}-{beta}"] = runs
     json.dump(result, open("result.json", "w"))

@@ -74,7 +74,8 @@ class Recipe:
             natural epochs come first (`train(natural_epochs=...)`).
             Defaults to `False`.
         needs_penalised_caps: Whether the model must hold a `DReLU` layer
-            with a `max_value_regularizer`. Defaults to `False`.
+            with a non-zero cap penalty (`has_penalised_caps`). Defaults to
+            `False`.
     """
 
     name: str
