@@ -460,6 +460,16 @@ def evaluate_model(settings, directory, record, model, splits, log):
     return report
 
 
+def _stored_settings(directory, record):
+    try:
+        return RunSettings(**record["settings"])
+    except (KeyError, TypeError) as error:
+        raise RunError(
+            f"{directory / 'run.json'} holds settings this version cannot "
+            f"read ({error}); was it written by an older version?"
+        ) from error
+
+
 def _check_directory(directory, settings, resume, overwrite):
     """The settings and record to run with, after checking `directory`."""
     if directory.path.exists() and not directory.path.is_dir():
@@ -475,7 +485,7 @@ def _check_directory(directory, settings, resume, overwrite):
                 f"nothing to resume: {str(directory.path)!r} holds no run.json"
             )
         record = directory.read()
-        return RunSettings(**record["settings"]), record
+        return _stored_settings(directory, record), record
     return settings, {"settings": dataclasses.asdict(settings), "stage": "created"}
 
 
@@ -547,7 +557,7 @@ def evaluate_existing(out, log=print, **changes):
     if not directory.exists:
         raise RunError(f"{str(directory.path)!r} holds no run (no run.json)")
     record = directory.read()
-    settings = dataclasses.replace(RunSettings(**record["settings"]), **changes)
+    settings = dataclasses.replace(_stored_settings(directory, record), **changes)
     settings.validate()
     model = directory.load_model()
     splits = load_data(settings)

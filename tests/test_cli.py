@@ -317,6 +317,16 @@ class TestBadInput:
     def test_resume_without_a_run(self, capsys, tmp_path):
         assert_usage_error(capsys, self.base(tmp_path, "--resume"), "nothing to resume")
 
+    def test_run_of_an_older_version(self, capsys, tmp_path):
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "run.json").write_text(
+            json.dumps({"settings": {"backbone": "MobileNetV2", "dataset": "digits",
+                                     "head": "dense"}, "stage": "created"})
+        )
+        assert_usage_error(
+            capsys, self.base(tmp_path, "--resume"), "written by an older version"
+        )
+
     def test_evaluate_without_a_run(self, capsys, tmp_path):
         assert_usage_error(capsys, ["evaluate", str(tmp_path)], "holds no run")
 
