@@ -36,7 +36,7 @@ from keras_drelu.evaluation import eps_sweep  # noqa: E402
 from keras_drelu.evaluation import evaluate_robustness  # noqa: E402
 from keras_drelu.training import train  # noqa: E402
 from retrofit.data import npz  # noqa: E402
-from retrofit.heads import build_retrofit_model  # noqa: E402
+from retrofit.placements import build_retrofit_model  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10-subset.npz"
@@ -124,11 +124,13 @@ def shallow_cnn(placement, args):
 def build(arch, placement, args):
     if arch == "cnn":
         return shallow_cnn(placement, args)
-    head = {"plain": "relu", "dense": "dense", "conv": "conv"}[placement]
+    where, activation = {"plain": ("head", "relu"), "dense": ("head", "drelu"),
+                         "conv": ("input", "drelu")}[placement]
+    caps = {} if activation == "relu" else dict(
+        lam=args.lam, initial_max_value=args.initial_max_value)
     return build_retrofit_model(
-        "MobileNetV2", (32, 32, 3), 10, head=head, units=args.units,
-        lam=args.lam, initial_max_value=args.initial_max_value,
-        weights=None,
+        "MobileNetV2", (32, 32, 3), 10, placement=where,
+        activation=activation, units=args.units, weights=None, **caps,
     )
 
 
@@ -176,11 +178,11 @@ def run(args):
             caps = {name: float(np.mean(value))
                     for name, value in max_values(model).items()}
             seconds = time.perf_counter() - start
-            print(f"{arch} {placement}: {len(history.epoch)} epochs, "
+            print(f"{arch} {placement}: {len(history.epochs)} epochs, "
                   f"{seconds:.0f} s", flush=True)
             results.append({
                 "arch": arch, "placement": placement,
-                "epochs_trained": len(history.epoch),
+                "epochs_trained": len(history.epochs),
                 "mean_caps": caps,
                 "clean": reports["0.01"].clean_accuracy,
                 "apgd_ce": {n: r.accuracy["APGD-CE"]

@@ -172,7 +172,7 @@ def run(args):
                         verbose=0)
         model = history.model
         train_seconds = time.perf_counter() - start
-        print(f"{LABELS[head]}: trained {len(history.epoch)} epochs in "
+        print(f"{LABELS[head]}: trained {len(history.epochs)} epochs in "
               f"{train_seconds:.0f} s", flush=True)
         start = time.perf_counter()
         reports = {eps: evaluate_attacks(model, x, y, eps / 255.0, args)
@@ -205,7 +205,7 @@ def run(args):
         caps = max_values(model)
         details[head] = {
             "clipped_share": clipped_share(model, x) if caps else None,
-            "epochs_trained": len(history.epoch),
+            "epochs_trained": len(history.epochs),
             "train_seconds": round(train_seconds, 1),
             "eval_seconds": round(eval_seconds, 1),
             "final_val_accuracy": history.history["val_accuracy"][-1],

@@ -15,6 +15,8 @@ import warnings
 
 import keras
 
+from keras_drelu.arguments import check_positive
+
 
 @dataclasses.dataclass(frozen=True)
 class Backbone:
@@ -130,7 +132,7 @@ def build_backbone(backbone, size, weights="imagenet"):
         BackboneError: When the size is too small, the ImageNet weights
             cannot be downloaded or the weights file does not fit.
     """
-    if size < backbone.min_size:
+    if check_positive("size", size, integer=True) < backbone.min_size:
         raise BackboneError(
             f"{backbone.name} needs inputs of at least {backbone.min_size}x"
             f"{backbone.min_size}; got {size}x{size}"

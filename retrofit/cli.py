@@ -1,7 +1,7 @@
 """The `retrofit` command line.
 
-    retrofit --backbone InceptionV3 --dataset cifar10 --head dense --lam 100 \\
-        --epochs 30 --out runs/inception-cifar10
+    retrofit --backbone InceptionV3 --dataset cifar10 --placement head \\
+        --activation drelu --lam 100 --epochs 30 --out runs/inception-cifar10
     retrofit evaluate RUN_DIR [--eps 0.03] [--suite paper]
     retrofit export RUN_DIR [--to PATH]
     retrofit backbones
@@ -16,10 +16,17 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from keras_drelu.layers.activations import ACTIVATIONS  # noqa: E402
+from keras_drelu.training import RECIPE_ARGUMENTS  # noqa: E402
+from keras_drelu.training import RECIPES  # noqa: E402
+from keras_drelu.training import STRATEGIES  # noqa: E402
+from keras_drelu.training.recipes import AUTO  # noqa: E402
+from keras_drelu.training.recipes import AUTO_DESCRIPTION  # noqa: E402
 from retrofit.backbones import BACKBONES  # noqa: E402
 from retrofit.backbones import BackboneError  # noqa: E402
-from retrofit.heads import HEADS  # noqa: E402
-from retrofit.run import RECIPES  # noqa: E402
+from retrofit.placements import PLACEMENTS  # noqa: E402
+from retrofit.run import NORMS  # noqa: E402
+from retrofit.run import PRECISIONS  # noqa: E402
 from retrofit.run import SUITE_CHOICES  # noqa: E402
 from retrofit.run import RunError  # noqa: E402
 from retrofit.run import RunSettings  # noqa: E402
@@ -38,16 +45,40 @@ def _number(text):
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
-def _optional_int(text):
-    return None if text.lower() == "none" else int(text)
+def _table_help(table, default):
+    """Each entry of a table with its description, for `--help`."""
+    entries = "; ".join(
+        f"{name}: {entry.description}" for name, entry in table.items()
+    )
+    return f"{entries} (default: {default})"
+
+
+def _setting_help(text, table, field, setting, default=None):
+    """`text`, the entries of `table` whose `field` has `setting`, defaults."""
+    takers = [e for e in table.values() if setting in getattr(e, field)]
+    names = ", ".join(entry.name for entry in takers)
+    defaults = [
+        f"{entry.name} {entry.defaults[setting]}"
+        for entry in takers if setting in entry.defaults
+    ]
+    if default is None and not defaults:
+        return f"{text}; required for {names}"
+    return f"{text}; for {names} (default: {default or ', '.join(defaults)})"
+
+
+def _recipe_help(argument, default=None):
+    return _setting_help(
+        RECIPE_ARGUMENTS[argument], RECIPES, "arguments", argument, default
+    )
 
 
 def _add_evaluation_options(parser, defaults):
     group = parser.add_argument_group("robustness evaluation")
     group.add_argument("--eps", type=_number, default=defaults.get("eps"),
                        help="attack radius, e.g. 8/255 (default: %(default).4g)")
-    group.add_argument("--norm", choices=("linf", "l2"), default=defaults.get("norm"),
-                       help="threat model (default: %(default)s)")
+    group.add_argument("--norm", choices=NORMS, default=defaults.get("norm"),
+                       help="threat model, also of the recipes that take a norm "
+                            "(default: %(default)s)")
     group.add_argument("--suite", choices=SUITE_CHOICES, default=defaults.get("suite"),
                        help="attack suite; auto is adaptive for capped models, standard "
                             "otherwise (default: %(default)s)")
@@ -64,9 +95,9 @@ def train_parser():
     d = RunSettings(backbone="", dataset="")
     parser = argparse.ArgumentParser(
         prog="retrofit",
-        description="Retrofit a keras.applications backbone with a D-ReLU head or "
-                    "input convolution, fine-tune it, evaluate its robustness "
-                    "honestly and export it for serving.",
+        description="Retrofit a keras.applications backbone with a capped activation "
+                    "in a dense head or after the input, fine-tune it, evaluate its "
+                    "robustness honestly and export it for serving.",
         epilog="Other commands: 'retrofit evaluate RUN_DIR', 'retrofit export RUN_DIR', "
                "'retrofit backbones' (each has --help).",
     )
@@ -99,16 +130,23 @@ def train_parser():
                            "tiny_imagenet as in the paper, else 0.1)")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--head", choices=HEADS, default=d.head,
-                       help="dense: Dense -> DReLU head before the output (paper Fig. 10); "
-                            "conv: Conv2D -> DReLU after the input (Fig. 13); relu, splash: "
-                            "baseline heads (default: %(default)s)")
+    model.add_argument("--placement", choices=PLACEMENTS, default=d.placement,
+                       help="where the activation goes: "
+                            + _table_help(PLACEMENTS, d.placement))
+    model.add_argument("--activation", choices=ACTIVATIONS, default=d.activation,
+                       help=_table_help(ACTIVATIONS, d.activation))
     model.add_argument("--units", type=int, default=d.units,
-                       help="width of the dense head (default: %(default)s)")
-    model.add_argument("--lam", type=_number, default=d.lam,
-                       help="cap penalty lam * sum(m**2) (default: %(default)s)")
-    model.add_argument("--initial-max-value", type=_number, default=d.initial_max_value,
-                       help="initial cap (default: %(default)s)")
+                       help="width of the dense layer of the head placement "
+                            "(default: %(default)s)")
+    model.add_argument("--lam", type=_number,
+                       help=_setting_help("cap penalty lam * sum(m**2)",
+                                          ACTIVATIONS, "settings", "lam"))
+    model.add_argument("--initial-max-value", type=_number,
+                       help=_setting_help("initial cap", ACTIVATIONS, "settings",
+                                          "initial_max_value"))
+    model.add_argument("--max-value", type=_number,
+                       help=_setting_help("fixed cap", ACTIVATIONS, "settings",
+                                          "max_value"))
     model.add_argument("--weights", default=d.weights,
                        help="imagenet (downloaded by Keras), none, or a weights file "
                             "(default: %(default)s)")
@@ -117,9 +155,9 @@ def train_parser():
                             "the backbone's minimum)")
 
     training = parser.add_argument_group("training")
-    training.add_argument("--recipe", choices=RECIPES, default=d.recipe,
-                          help="auto is drelu for penalised caps, else standard "
-                               "(default: %(default)s)")
+    training.add_argument("--recipe", choices=(AUTO, *RECIPES), default=d.recipe,
+                          help=f"{AUTO}: {AUTO_DESCRIPTION}; "
+                               + _table_help(RECIPES, d.recipe))
     training.add_argument("--epochs", type=int, default=d.epochs,
                           help="maximum epochs, with the paper's early stopping "
                                "(default: %(default)s)")
@@ -131,16 +169,15 @@ def train_parser():
     training.add_argument("--batch-size", type=int, default=d.batch_size,
                           help="batch size (default: %(default)s)")
     training.add_argument("--train-eps", type=_number,
-                          help="radius of adversarial training (default: --eps)")
+                          help=_recipe_help("eps", default="--eps"))
     training.add_argument("--attack-steps", type=int,
-                          help="PGD steps of pgd-at, trades and mtlat (default: 10, "
-                               "1 for mtlat)")
-    training.add_argument("--beta", type=_number, default=d.beta,
-                          help="TRADES trade-off (default: %(default)s)")
-    training.add_argument("--strategy", default=d.strategy,
-                          help="tf.distribute strategy: none, auto, mirrored, "
-                               "multi_worker, tpu (default: %(default)s)")
-    training.add_argument("--mixed-precision", choices=("auto", "on", "off"),
+                          help=_recipe_help("attack_steps"))
+    training.add_argument("--beta", type=_number, help=_recipe_help("beta"))
+    training.add_argument("--mixup-alpha", type=_number,
+                          help=_recipe_help("mixup_alpha"))
+    training.add_argument("--strategy", choices=STRATEGIES, default=d.strategy,
+                          help="tf.distribute strategy (default: %(default)s)")
+    training.add_argument("--mixed-precision", choices=PRECISIONS,
                           default=d.mixed_precision,
                           help="mixed_float16; auto turns it on with a GPU "
                                "(default: %(default)s)")

@@ -5,6 +5,8 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_drelu.arguments import check_choice
+
 INPUT_NAME = "images"
 
 
@@ -38,11 +40,7 @@ def export_for_serving(model, path, *, outputs="logits"):
     Returns:
         `path`, as a string.
     """
-    if outputs not in ("logits", "probabilities"):
-        raise ValueError(
-            "Argument `outputs` should be 'logits' or 'probabilities'. "
-            f"Received: outputs={outputs!r}"
-        )
+    check_choice("outputs", outputs, ("logits", "probabilities"))
     image_shape = tuple(model.input_shape[1:])
     if None in image_shape:
         raise ValueError(

@@ -19,7 +19,6 @@ continues from the last finished epoch or stage.
 import dataclasses
 import functools
 import json
-import math
 import os
 import pathlib
 import shutil
@@ -29,17 +28,28 @@ import numpy as np
 import tensorflow as tf
 
 from keras_drelu import max_values
+from keras_drelu.arguments import check_choice
+from keras_drelu.arguments import check_non_negative
+from keras_drelu.arguments import check_number
+from keras_drelu.arguments import check_positive
+from keras_drelu.arguments import check_seed
 from keras_drelu.evaluation import evaluate_robustness
+from keras_drelu.layers.activations import make_activation
+from keras_drelu.training import RECIPES
+from keras_drelu.training import STRATEGIES
+from keras_drelu.training import get_recipe
 from keras_drelu.training import train
+from keras_drelu.training.recipes import AUTO
 from retrofit import data as data_sources
 from retrofit.backbones import get_backbone
 from retrofit.export import export_for_serving
-from retrofit.heads import HEADS
-from retrofit.heads import backbone_layer
-from retrofit.heads import build_retrofit_model
+from retrofit.placements import PLACEMENTS
+from retrofit.placements import backbone_layer
+from retrofit.placements import build_retrofit_model
 
-RECIPES = ("auto", "drelu", "standard", "pgd-at", "fgsm-at", "trades", "mtlat")
 SUITE_CHOICES = ("auto", "paper", "standard", "adaptive")
+NORMS = ("linf", "l2")
+PRECISIONS = ("auto", "on", "off")
 STAGES = ("created", "trained", "evaluated", "exported")
 
 
@@ -62,24 +72,32 @@ class RunSettings:
         augment: Augmentation preset of the data pipelines.
         validation_split: Share of training data held out (`None`: the
             source's default, 0.2 for Tiny ImageNet as in the paper, else 0.1).
-        head: One of `retrofit.heads.HEADS`.
-        units: Width of the dense head.
-        lam: Penalty on the caps.
-        initial_max_value: Initial cap.
+        placement: One of `retrofit.placements.PLACEMENTS`: where the
+            activation goes.
+        activation: One of `keras_drelu.ACTIVATIONS`.
+        units: Width of the dense layer of the `head` placement.
+        lam: Penalty on the caps (`None`: the activation's default).
+        initial_max_value: Initial cap (`None`: the activation's default).
+        max_value: Fixed cap, for the activations that take one.
         weights: `"imagenet"`, `"none"` or a weights file.
         backbone_size: Side the backbone is fed (`None`: automatic).
-        recipe: One of `RECIPES`; `"auto"` is `"drelu"` when the model has
-            penalised caps, else `"standard"`.
+        recipe: One of `keras_drelu.training.RECIPES`, or `"auto"`, which
+            picks one for the model (`keras_drelu.training.get_recipe`).
         epochs: Maximum fine-tuning epochs.
         freeze_epochs: Epochs with the backbone frozen, before fine-tuning.
         natural_epochs: Natural epochs before an adversarial recipe.
         batch_size: Training and evaluation batch size.
-        train_eps: Radius of adversarial training (`None`: `eps`).
-        attack_steps: PGD steps of pgd-at, trades and mtlat (`None`: the
-            recipe's default, 10, or 1 for mtlat).
-        beta: TRADES trade-off.
+        train_eps: Radius of the training perturbation, for the recipes
+            that take one (`None`: `eps`).
+        attack_steps: Attack steps of the recipes that take them (`None`:
+            the recipe's default).
+        beta: Robustness weight of the recipes that take one (`None`: the
+            recipe's default).
+        mixup_alpha: Mixup parameter of the recipes that take one (`None`:
+            the recipe's default).
         eps: Radius of the robustness evaluation.
-        norm: `"linf"` or `"l2"`.
+        norm: `"linf"` or `"l2"`, of the evaluation and of the recipes that
+            take a norm.
         suite: Attack suite; `"auto"` is `"adaptive"` for capped models.
         eval_images: Number of test images attacked.
         apgd_steps: APGD iterations (`None`: the suite's 100).
@@ -100,10 +118,12 @@ class RunSettings:
     limit: int | None = None
     augment: str | None = None
     validation_split: float | None = None
-    head: str = "dense"
+    placement: str = "head"
+    activation: str = "drelu"
     units: int = 256
-    lam: float = 1e-3
-    initial_max_value: float = 100.0
+    lam: float | None = None
+    initial_max_value: float | None = None
+    max_value: float | None = None
     weights: str = "imagenet"
     backbone_size: int | None = None
     recipe: str = "auto"
@@ -113,7 +133,8 @@ class RunSettings:
     batch_size: int = 64
     train_eps: float | None = None
     attack_steps: int | None = None
-    beta: float = 6.0
+    beta: float | None = None
+    mixup_alpha: float | None = None
     eps: float = 8 / 255
     norm: str = "linf"
     suite: str = "auto"
@@ -127,56 +148,52 @@ class RunSettings:
 
     def validate(self):
         """Checks every setting; raises `RunError` naming the bad one."""
+        try:
+            self._check()
+        except RunError:
+            raise
+        except ValueError as error:
+            raise RunError(str(error)) from error
+
+    def _check(self):
         get_backbone(self.backbone)
-        if self.dataset not in data_sources.SOURCES:
-            raise RunError(
-                f"unknown dataset {self.dataset!r}; known: "
-                f"{', '.join(sorted(data_sources.SOURCES))}"
-            )
+        check_choice("dataset", self.dataset, data_sources.SOURCES)
         if self.dataset == "npz" and not self.data_path:
             raise RunError("--dataset npz needs --data-path FILE.npz")
         if self.data_path and not os.path.exists(self.data_path):
             raise RunError(f"data path {self.data_path!r} does not exist")
-        choices = {
-            "head": HEADS,
-            "recipe": RECIPES,
-            "suite": SUITE_CHOICES,
-            "norm": ("linf", "l2"),
-            "mixed_precision": ("auto", "on", "off"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise RunError(
-                    f"{name} must be one of {', '.join(allowed)}; got "
-                    f"{getattr(self, name)!r}"
-                )
-        for name in ("lam", "initial_max_value", "beta"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise RunError(f"{name} must be a finite number >= 0; got {value}")
+        check_choice("placement", self.placement, PLACEMENTS)
+        # Made once to check the activation's settings through its table.
+        make_activation(
+            self.activation, lam=self.lam,
+            initial_max_value=self.initial_max_value, max_value=self.max_value,
+        )
+        check_choice("recipe", self.recipe, (AUTO, *RECIPES))
+        check_choice("suite", self.suite, SUITE_CHOICES)
+        check_choice("norm", self.norm, NORMS)
+        check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
+        check_choice("strategy", self.strategy, STRATEGIES)
+        check_seed("seed", self.seed)
         for name in ("units", "epochs", "batch_size", "eval_images", "image_size"):
-            if getattr(self, name) < 1:
-                raise RunError(f"{name} must be at least 1; got {getattr(self, name)}")
+            check_positive(name, getattr(self, name), integer=True)
         for name in ("freeze_epochs", "natural_epochs"):
-            if getattr(self, name) < 0:
-                raise RunError(f"{name} must be at least 0; got {getattr(self, name)}")
-        for name in ("limit", "apgd_steps", "square_queries", "backbone_size", "attack_steps"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise RunError(f"{name} must be at least 1; got {value}")
-        if self.validation_split is not None and not 0 <= self.validation_split < 1:
-            raise RunError(
-                f"validation split must lie in [0, 1); got {self.validation_split}"
-            )
+            check_non_negative(name, getattr(self, name), integer=True)
+        for name in ("limit", "apgd_steps", "square_queries", "backbone_size",
+                     "attack_steps"):
+            check_positive(name, getattr(self, name), integer=True, allow_none=True)
+        check_non_negative("beta", self.beta, allow_none=True)
+        check_positive("mixup_alpha", self.mixup_alpha, allow_none=True)
+        check_number(
+            "validation_split", self.validation_split, low=0, high=1,
+            closed="left", allow_none=True,
+        )
         # Inputs lie in [0, 1]: an L-inf radius of 1 or more allows any image.
-        upper = 1.0 if self.norm == "linf" else math.inf
+        upper = 1.0 if self.norm == "linf" else None
         for name in ("eps", "train_eps"):
-            value = getattr(self, name)
-            if value is not None and not (0 < value < upper):
-                raise RunError(
-                    f"{name} must lie in (0, {upper}) for {self.norm} on images "
-                    f"in [0, 1]; got {value}"
-                )
+            check_number(
+                name, getattr(self, name), low=0, high=upper, closed="neither",
+                allow_none=name == "train_eps",
+            )
         if self.weights not in ("imagenet", "none") and not os.path.isfile(
             self.weights
         ):
@@ -184,16 +201,38 @@ class RunSettings:
                 f"weights file {self.weights!r} does not exist; use "
                 "--weights imagenet, none or a path to a weights file"
             )
+        if self.recipe != AUTO:
+            self.check_recipe(RECIPES[self.recipe])
 
     @property
     def backbone_weights(self):
         return None if self.weights == "none" else self.weights
 
-    def resolved_recipe(self):
-        if self.recipe != "auto":
-            return self.recipe
-        capped = self.head in ("dense", "conv") and self.lam > 0
-        return "drelu" if capped else "standard"
+    def recipe_settings(self, recipe):
+        """The arguments of `train` this run gives `recipe` (a `Recipe`).
+
+        The training radius and norm are the evaluation's unless given, for
+        the recipes that take them; other settings are `None` (the
+        recipe's default) unless given.
+        """
+        given = {
+            "eps": self.train_eps,
+            "attack_steps": self.attack_steps,
+            "beta": self.beta,
+            "mixup_alpha": self.mixup_alpha,
+        }
+        for name, value in (("eps", self.eps), ("norm", self.norm)):
+            if name in recipe.arguments and given.get(name) is None:
+                given[name] = value
+        return given
+
+    def check_recipe(self, recipe, model=None):
+        """Checks the run's settings against `recipe` (and `model`)."""
+        recipe.settings(
+            natural_epochs=self.natural_epochs, **self.recipe_settings(recipe)
+        )
+        if model is not None:
+            recipe.check_model(model)
 
 
 class RunDirectory:
@@ -291,13 +330,25 @@ def _build(settings, info):
         settings.backbone,
         info.image_shape,
         info.num_classes,
-        head=settings.head,
+        placement=settings.placement,
+        activation=settings.activation,
         units=settings.units,
         lam=settings.lam,
         initial_max_value=settings.initial_max_value,
+        max_value=settings.max_value,
         weights=settings.backbone_weights,
         image_size=settings.backbone_size,
     )
+
+
+def _recipe(settings, model):
+    """The run's `Recipe` for `model`, checked against the settings."""
+    try:
+        recipe = get_recipe(settings.recipe, model)
+        settings.check_recipe(recipe, model)
+    except ValueError as error:
+        raise RunError(str(error)) from error
+    return recipe
 
 
 def _rebuild(settings, info, directory, done, trainable):
@@ -308,10 +359,9 @@ def _rebuild(settings, info, directory, done, trainable):
     return model
 
 
-def train_run(settings, directory, record, splits, model, log):
+def train_run(settings, directory, record, splits, model, recipe, log):
     """Fine-tunes `model` phase by phase, resuming a phase from its backup."""
-    recipe = settings.resolved_recipe()
-    record["recipe"] = recipe
+    record["recipe"] = recipe.name
     done = record.setdefault("phases_done", [])
     history = record.setdefault("history", {})
     seeded = False
@@ -320,10 +370,9 @@ def train_run(settings, directory, record, splits, model, log):
         if phase in done and weights_file.is_file():
             model.load_weights(weights_file)
             continue
-        log(f"[{phase}] training {epochs} epoch(s) with recipe {recipe!r}")
+        log(f"[{phase}] training {epochs} epoch(s) with recipe {recipe.name!r}")
         trainable = phase != "frozen"
         backbone_layer(model).trainable = trainable
-        adversarial = recipe in ("pgd-at", "fgsm-at", "trades", "mtlat")
         if settings.strategy != "none":
             # Variables must be made inside the strategy's scope: rebuild the
             # model there, with the weights of the phases already done.
@@ -334,24 +383,21 @@ def train_run(settings, directory, record, splits, model, log):
             model,
             splits.train,
             splits.validation,
-            recipe=recipe,
+            recipe=recipe.name,
             epochs=epochs,
-            eps=(settings.train_eps or settings.eps) if adversarial else None,
-            attack_steps=settings.attack_steps
-            if recipe in ("pgd-at", "trades", "mtlat")
-            else None,
-            beta=settings.beta if recipe == "trades" else None,
             natural_epochs=settings.natural_epochs if phase == "finetune" else 0,
             backup_dir=str(directory / "checkpoints" / phase),
             strategy=None if settings.strategy == "none" else settings.strategy,
             seed=None if seeded else settings.seed,
             verbose="auto",
+            **settings.recipe_settings(recipe),
         )
         seeded = True
         model = result.model
         model.save_weights(weights_file)
+        record["recipe_settings"] = result.settings
         history[phase] = {
-            "epochs": [int(epoch) for epoch in result.epoch],
+            "epochs": [int(epoch) for epoch in result.epochs],
             **{
                 key: [float(v) for v in values]
                 for key, values in result.history.items()
@@ -392,7 +438,8 @@ def evaluate_model(settings, directory, record, model, splits, log):
         batch_size=max(settings.batch_size, 128),
         overrides=_overrides(settings) or None,
         seed=settings.seed,
-        model_name=f"{settings.backbone} + {settings.head} head",
+        model_name=f"{settings.backbone} + {settings.activation} "
+                   f"({settings.placement})",
     )
     directory.write_text("report.md", report.to_markdown())
     directory.write_text("report.json", report.to_json())
@@ -413,6 +460,16 @@ def evaluate_model(settings, directory, record, model, splits, log):
     return report
 
 
+def _stored_settings(directory, record):
+    try:
+        return RunSettings(**record["settings"])
+    except (KeyError, TypeError) as error:
+        raise RunError(
+            f"{directory / 'run.json'} holds settings this version cannot "
+            f"read ({error}); was it written by an older version?"
+        ) from error
+
+
 def _check_directory(directory, settings, resume, overwrite):
     """The settings and record to run with, after checking `directory`."""
     if directory.path.exists() and not directory.path.is_dir():
@@ -428,7 +485,7 @@ def _check_directory(directory, settings, resume, overwrite):
                 f"nothing to resume: {str(directory.path)!r} holds no run.json"
             )
         record = directory.read()
-        return RunSettings(**record["settings"]), record
+        return _stored_settings(directory, record), record
     return settings, {"settings": dataclasses.asdict(settings), "stage": "created"}
 
 
@@ -456,14 +513,17 @@ def run(settings, out, *, resume=False, overwrite=False, log=print):
         f"XLA: {'on' if xla else 'off'}"
     )
     stage = STAGES.index(record["stage"])
-    model = _build(settings, splits.info) if stage < STAGES.index("trained") else None
+    model = recipe = None
+    if stage < STAGES.index("trained"):
+        model = _build(settings, splits.info)
+        recipe = _recipe(settings, model)
     if not resume:
         if overwrite and directory.path.exists():
             shutil.rmtree(directory.path)
         (directory / "checkpoints").mkdir(parents=True, exist_ok=True)
         directory.write(record)
     if model is not None:
-        model = train_run(settings, directory, record, splits, model, log)
+        model = train_run(settings, directory, record, splits, model, recipe, log)
         directory.save_model(model)
         record["stage"] = "trained"
         directory.write(record)
@@ -497,7 +557,7 @@ def evaluate_existing(out, log=print, **changes):
     if not directory.exists:
         raise RunError(f"{str(directory.path)!r} holds no run (no run.json)")
     record = directory.read()
-    settings = dataclasses.replace(RunSettings(**record["settings"]), **changes)
+    settings = dataclasses.replace(_stored_settings(directory, record), **changes)
     settings.validate()
     model = directory.load_model()
     splits = load_data(settings)

@@ -96,3 +96,8 @@ def test_failed_download_suggests_alternatives(monkeypatch):
     with pytest.raises(BackboneError, match="--weights none") as error:
         build_backbone(get_backbone("MobileNetV2"), 32, weights="imagenet")
     assert "\n" not in str(error.value)
+
+
+def test_size_must_be_a_positive_integer():
+    with pytest.raises(ValueError, match="size=32.5"):
+        build_backbone(get_backbone("MobileNetV2"), 32.5, weights=None)

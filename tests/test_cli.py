@@ -11,6 +11,7 @@ import pytest
 from keras_drelu import DReLU
 from retrofit import run as runs
 from retrofit.cli import main
+from retrofit.placements import build_retrofit_model
 
 TINY = [
     "--weights", "none", "--units", "8", "--epochs", "1", "--limit", "120",
@@ -60,14 +61,18 @@ def test_quick_start_end_to_end(digits_run):
     assert record["stage"] == "exported"
     assert record["recipe"] == "drelu"
     assert record["settings"]["backbone"] == "MobileNetV2"
+    assert (record["settings"]["placement"], record["settings"]["activation"]) == (
+        "head", "drelu"
+    )
     results = record["results"]
     assert 0.0 <= results["clean_test_accuracy"] <= 1.0
-    assert set(results["max_values"]) == {"head_cap"}
+    assert set(results["max_values"]) == {"head_drelu"}
     assert results["robustness"]["suite"] == "adaptive"
     for name in ("model.keras", "report.md", "report.json", "report.csv", "examples.png"):
         assert (out / name).is_file(), name
     model = keras.saving.load_model(out / "model.keras")
-    assert isinstance(model.get_layer("head_cap"), DReLU)
+    assert model.name == "mobilenetv2_head_drelu_retrofit"
+    assert isinstance(model.get_layer("head_drelu"), DReLU)
     assert not list(out.glob("**/.*.tmp*"))  # no half-written files left
 
 
@@ -117,7 +122,7 @@ def test_cifar10_subset_npz(shared_data_dir, tmp_path, capsys):
     status, printed, err = run_cli(
         capsys, "--backbone", "MobileNetV2", "--dataset", "npz",
         "--data-path", str(shared_data_dir / "cifar10-subset.npz"),
-        "--head", "conv", "--suite", "standard", "--out", str(out), *TINY,
+        "--placement", "input", "--suite", "standard", "--out", str(out), *TINY,
     )
     assert status == 0, err
     assert (
@@ -125,19 +130,20 @@ def test_cifar10_subset_npz(shared_data_dir, tmp_path, capsys):
         "mixed precision: off; XLA: off"
     ) in printed
     record = json.loads((out / "run.json").read_text())
-    assert set(record["results"]["max_values"]) == {"input_cap"}
+    assert set(record["results"]["max_values"]) == {"input_drelu"}
 
 
 def tiny_retrofit(settings, info):
+    """The run's model around a tiny stand-in for the backbone."""
     backbone = keras.Sequential(
-        [keras.Input(info.image_shape), keras.layers.Conv2D(4, 3)], name="backbone"
+        [keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3)], name="tiny"
     )
-    inputs = keras.Input(info.image_shape)
-    x = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
-    x = DReLU(max_value_regularizer=settings.lam, name="head_cap")(
-        keras.layers.Dense(settings.units)(x)
+    return build_retrofit_model(
+        backbone, info.image_shape, info.num_classes,
+        placement=settings.placement, activation=settings.activation,
+        units=settings.units, lam=settings.lam,
+        initial_max_value=settings.initial_max_value, max_value=settings.max_value,
     )
-    return keras.Model(inputs, keras.layers.Dense(info.num_classes)(x))
 
 
 def test_interrupted_run_resumes_without_repeating_epochs(tmp_path, capsys, monkeypatch):
@@ -179,9 +185,18 @@ def test_help_documents_every_option(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--backbone", "--dataset", "--head", "--lam", "--epochs", "--eps",
-                   "--weights", "--resume", "--overwrite", "--suite", "--recipe"):
+    for option in ("--backbone", "--dataset", "--placement", "--activation", "--lam",
+                   "--max-value", "--epochs", "--eps", "--weights", "--resume",
+                   "--overwrite", "--suite", "--recipe", "--mixup-alpha"):
         assert option in text
+    assert "--head" not in text
+    # Choices and their help come from the tables.
+    assert "{head,input}" in text and "{drelu,srelu,relu,splash}" in text
+    assert "{auto,standard,drelu,pgd-at,fgsm-at,trades,mtlat}" in text
+    text = " ".join(text.split())
+    assert "attack steps per batch; for pgd-at, trades, mtlat (default: pgd-at 10, " \
+        "trades 10, mtlat 1)" in text
+    assert "fixed cap; required for srelu" in text
 
 
 def test_python_dash_m_entry_point():
@@ -213,7 +228,7 @@ class TestBadInput:
     def test_unknown_dataset(self, capsys, tmp_path):
         argv = self.base(tmp_path)
         argv[3] = "imagenet22k"
-        assert_usage_error(capsys, argv, "unknown dataset 'imagenet22k'")
+        assert_usage_error(capsys, argv, "dataset='imagenet22k'")
 
     def test_missing_npz(self, capsys, tmp_path):
         assert_usage_error(
@@ -241,11 +256,45 @@ class TestBadInput:
         )
 
     def test_negative_lam(self, capsys, tmp_path):
-        assert_usage_error(capsys, self.base(tmp_path, "--lam=-1"), "lam must be")
+        assert_usage_error(capsys, self.base(tmp_path, "--lam=-1"), "lam=-1.0")
 
     @pytest.mark.parametrize("eps", ["0", "1.5", "-0.1"])
     def test_eps_outside_range(self, capsys, tmp_path, eps):
-        assert_usage_error(capsys, self.base(tmp_path, f"--eps={eps}"), "eps must lie in")
+        assert_usage_error(
+            capsys, self.base(tmp_path, f"--eps={eps}"), "should be a number in (0, 1)"
+        )
+
+    @pytest.mark.parametrize(
+        "extra, message",
+        [
+            (["--activation", "relu", "--lam", "0.1"],
+             "`lam` does not apply to activation='relu'"),
+            (["--activation", "srelu"], "activation='srelu' needs the argument `max_value`"),
+            (["--recipe", "pgd-at", "--beta", "1"], "`beta` does not apply to recipe='pgd-at'"),
+            (["--recipe", "standard", "--train-eps", "0.1"],
+             "`eps` does not apply to recipe='standard'"),
+            (["--recipe", "drelu", "--natural-epochs", "2"],
+             "`natural_epochs` applies to adversarial recipes"),
+        ],
+    )
+    def test_settings_checked_through_the_tables(self, capsys, tmp_path, extra, message):
+        assert_usage_error(capsys, self.base(tmp_path, *extra), message)
+        assert not (tmp_path / "out").exists()
+
+    def test_unknown_strategy(self, capsys, tmp_path):
+        with pytest.raises(SystemExit):
+            main(self.base(tmp_path, "--strategy", "gpus"))
+        assert "invalid choice: 'gpus'" in capsys.readouterr().err
+
+    def test_recipe_needing_caps_refused_before_anything_is_written(
+        self, capsys, tmp_path, monkeypatch
+    ):
+        monkeypatch.setattr(runs, "_build", tiny_retrofit)
+        assert_usage_error(
+            capsys, self.base(tmp_path, "--activation", "relu", "--recipe", "drelu"),
+            "needs a model with at least one DReLU",
+        )
+        assert not (tmp_path / "out").exists()
 
     def test_existing_run_needs_overwrite(self, capsys, tmp_path):
         (tmp_path / "out").mkdir()
@@ -268,6 +317,16 @@ class TestBadInput:
     def test_resume_without_a_run(self, capsys, tmp_path):
         assert_usage_error(capsys, self.base(tmp_path, "--resume"), "nothing to resume")
 
+    def test_run_of_an_older_version(self, capsys, tmp_path):
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "run.json").write_text(
+            json.dumps({"settings": {"backbone": "MobileNetV2", "dataset": "digits",
+                                     "head": "dense"}, "stage": "created"})
+        )
+        assert_usage_error(
+            capsys, self.base(tmp_path, "--resume"), "written by an older version"
+        )
+
     def test_evaluate_without_a_run(self, capsys, tmp_path):
         assert_usage_error(capsys, ["evaluate", str(tmp_path)], "holds no run")
 
@@ -284,4 +343,6 @@ def test_adversarial_recipes_run_from_the_cli(recipe, tmp_path, capsys, monkeypa
     assert f"with recipe {recipe!r}" in printed
     record = json.loads((out / "run.json").read_text())
     assert record["recipe"] == recipe
+    assert record["recipe_settings"]["attack_steps"] == 2
+    assert record["recipe_settings"]["eps"] == pytest.approx(8 / 255)
     assert record["stage"] == "exported"

@@ -103,14 +103,14 @@ def test_train_recipe_mtlat_saves_the_classifier_without_wrapper(tmp_path):
     assert "mtlat" in RECIPES
     x = _images(32)
     data = tf.data.Dataset.from_tensor_slices((x, _labels(32))).batch(8)
-    history = train(
+    result = train(
         _classifier, data, data, recipe="mtlat", epochs=2, eps=0.1,
         attack_steps=2, mixup_alpha=0.4, natural_epochs=1, seed=0,
         default_callbacks=False, verbose=0,
     )
-    model = history.model
+    model = result.model
     assert type(model) is keras.Sequential
-    assert len(history.history["val_accuracy"]) == 3
+    assert len(result.history["val_accuracy"]) == 3
     path = tmp_path / "classifier.keras"
     model.save(path)
     restored = keras.saving.load_model(path)

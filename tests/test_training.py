@@ -174,9 +174,9 @@ def test_cap_penalty_enters_the_adversarial_loss():
 
 
 def test_classifier_saves_and_loads_without_wrapper(tmp_path):
-    history = train(build, dataset(), recipe="pgd-at", epochs=1, eps=EPS,
-                    attack_steps=2, seed=0, verbose=0)
-    classifier = history.model
+    result = train(build, dataset(), recipe="pgd-at", epochs=1, eps=EPS,
+                   attack_steps=2, seed=0, verbose=0)
+    classifier = result.model
     assert type(classifier) is keras.Sequential
     classifier.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
@@ -199,9 +199,9 @@ def test_recipe_configs_round_trip():
 
 
 def test_drelu_recipe_lowers_the_caps():
-    history = train(lambda: build(drelu=True), dataset(), recipe="drelu",
-                    epochs=2, seed=0, verbose=0)
-    caps = np.asarray(history.model.layers[1].max_value)
+    result = train(lambda: build(drelu=True), dataset(), recipe="drelu",
+                   epochs=2, seed=0, verbose=0)
+    caps = np.asarray(result.model.layers[1].max_value)
     assert (caps < 1.0).all()
     with pytest.raises(ValueError, match="at least one DReLU"):
         train(build, dataset(), recipe="drelu", epochs=1, verbose=0)
@@ -213,9 +213,9 @@ def test_from_logits_is_read_from_the_last_layer(logits):
     classifier = build(logits=logits)
     outputs = np.asarray(classifier(x), np.float64)
     expected = cross_entropy(softmax(outputs) if logits else outputs, y).mean()
-    history = train(classifier, dataset(batch_size=24), recipe="standard",
-                    epochs=1, optimizer=keras.optimizers.SGD(0.0), verbose=0)
-    np.testing.assert_allclose(history.history["loss"][0], expected, rtol=1e-5)
+    result = train(classifier, dataset(batch_size=24), recipe="standard",
+                   epochs=1, optimizer=keras.optimizers.SGD(0.0), verbose=0)
+    np.testing.assert_allclose(result.history["loss"][0], expected, rtol=1e-5)
 
 
 # Schedule, callbacks, resuming, seeds.
@@ -260,11 +260,11 @@ def test_killed_run_resumes_without_repeating_epochs(tmp_path):
               **arguments)
     assert backup.is_dir()
     # A new process would build a new model: so does this restart.
-    history = train(build, dataset(), seed=1, callbacks=[Journal(log)],
-                    **arguments)
+    result = train(build, dataset(), seed=1, callbacks=[Journal(log)],
+                   **arguments)
     epochs = [entry[1] for entry in log if entry[0] == "epoch"]
     assert epochs == [0, 1, 2, 3]
-    assert history.epoch == [2, 3]
+    assert result.epochs == [2, 3]
     restarts = [entry for entry in log if entry[0] == "begin"]
     assert restarts[1] == ("begin", "AdversarialTraining", 2 * 3)
     assert not backup.exists()  # deleted once training finished
@@ -279,21 +279,21 @@ def test_natural_then_adversarial_schedule_resumes_in_its_phase(tmp_path):
     with pytest.raises(RuntimeError, match="killed"):
         train(build, dataset(), dataset(), seed=0,
               callbacks=[Kill(0), Journal(log)], **arguments)
-    history = train(build, dataset(), dataset(), seed=0,
-                    callbacks=[Journal(log)], **arguments)
+    result = train(build, dataset(), dataset(), seed=0,
+                   callbacks=[Journal(log)], **arguments)
     begins = [entry[1] for entry in log if entry[0] == "begin"]
     # Natural phase, killed adversarial phase, then only the adversarial
     # phase again, resumed at its second epoch.
     assert begins == ["Sequential", "TRADES", "TRADES"]
-    assert history.epoch == [1]
-    assert sorted(history.history) == [
+    assert result.epochs == [1]
+    assert sorted(result.history) == [
         "accuracy", "learning_rate", "loss", "val_accuracy", "val_loss"
     ]
     assert not backup.exists() or not any(backup.rglob("*.h5"))
 
     full = train(build, dataset(), dataset(), seed=0, **{
         **arguments, "backup_dir": None})
-    assert full.epoch == [0, 1, 2, 3]
+    assert full.epochs == [0, 1, 2, 3]
     assert len(full.history["loss"]) == 4
 
 
@@ -310,18 +310,18 @@ def test_paper_callbacks_settings():
 
 
 def test_train_defaults_to_adam_and_watches_loss_without_validation(recwarn):
-    history = train(build, dataset(), epochs=1, seed=0, verbose=0)
-    optimizer = history.model.optimizer
+    result = train(build, dataset(), epochs=1, seed=0, verbose=0)
+    optimizer = result.model.optimizer
     assert isinstance(optimizer, keras.optimizers.Adam)
     assert float(optimizer.learning_rate) == pytest.approx(1e-3)
     assert not [w for w in recwarn if "not available" in str(w.message)]
 
 
 def test_seeds_repeat_and_differ():
-    histories = train_repeated(build, dataset(), seeds=(0, 1), epochs=1,
-                               verbose=0)
+    results = train_repeated(build, dataset(), seeds=(0, 1), epochs=1,
+                             verbose=0)
     again = train(build, dataset(), epochs=1, seed=0, verbose=0)
-    first, second = (h.model.get_weights()[0] for h in histories)
+    first, second = (r.model.get_weights()[0] for r in results)
     np.testing.assert_array_equal(first, again.model.get_weights()[0])
     assert not np.allclose(first, second)
 
@@ -330,12 +330,12 @@ def test_mixed_precision_training():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         for recipe in ("pgd-at", "trades"):
-            history = train(
+            result = train(
                 build, dataset(), recipe=recipe, epochs=1, eps=EPS,
                 attack_steps=2, seed=0, verbose=0,
             )
-            assert np.isfinite(history.history["loss"]).all()
-            assert history.model.layers[0].compute_dtype == "float16"
+            assert np.isfinite(result.history["loss"]).all()
+            assert result.model.layers[0].compute_dtype == "float16"
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -375,12 +375,12 @@ TWO_REPLICAS = textwrap.dedent(
     for recipe, beta in (("pgd-at", None), ("trades", 0.0), ("trades", 6.0)):
         runs = []
         for which in (strategy, None):
-            history = train(build, data, recipe=recipe, epochs=1, eps=0.1,
+            trained = train(build, data, recipe=recipe, epochs=1, eps=0.1,
                             attack_steps=2, beta=beta, strategy=which,
                             default_callbacks=False, verbose=0)
-            runs.append(history.history["loss"][0])
+            runs.append(trained.history["loss"][0])
             if which is strategy:
-                kernel = history.model.layers[0].kernel.value
+                kernel = trained.model.layers[0].kernel.value
                 result["mirrored_variable"] = type(kernel).__name__
         result[f"{recipe}-{beta}"] = runs
     json.dump(result, open("result.json", "w"))
@@ -412,8 +412,8 @@ def test_model_built_outside_the_strategy_scope_is_refused():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     with pytest.raises(ValueError, match="outside the strategy's scope"):
         train(build(), dataset(), epochs=1, strategy=strategy, verbose=0)
-    history = train(build, dataset(), epochs=1, strategy=strategy, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
+    result = train(build, dataset(), epochs=1, strategy=strategy, verbose=0)
+    assert np.isfinite(result.history["loss"]).all()
 
 
 def test_get_strategy_names(monkeypatch):
@@ -437,9 +437,14 @@ def test_get_strategy_names(monkeypatch):
     "kwargs, match",
     [
         ({"recipe": "madry"}, "recipe='madry'"),
-        ({"recipe": "pgd-at"}, "needs the attack radius"),
+        ({"recipe": "pgd-at"}, "needs the argument `eps` \\(radius"),
         ({"eps": 0.1}, "`eps` does not apply to recipe='standard'"),
-        ({"recipe": "drelu", "natural_epochs": 3}, "natural_epochs"),
+        ({"recipe": "drelu", "natural_epochs": 3},
+         "`natural_epochs` applies to adversarial recipes"),
+        ({"recipe": "standard", "gamma": 2.0},
+         "`gamma` does not apply to recipe='standard', which takes no"),
+        ({"recipe": "fgsm-at", "eps": 0.1, "beta": 1.0},
+         r"takes \('eps', 'step_size', 'norm'\)"),
         ({"recipe": "fgsm-at", "eps": 0.1, "attack_steps": 3},
          "`attack_steps` does not apply"),
         ({"recipe": "pgd-at", "eps": 0.1, "beta": 1.0},
@@ -452,11 +457,14 @@ def test_get_strategy_names(monkeypatch):
         ({"recipe": "pgd-at", "eps": 0.1, "norm": "l1"}, "norm='l1'"),
         ({"recipe": "trades", "eps": 0.1, "beta": -1.0}, "beta=-1.0"),
         ({"strategy": "gpus"}, "strategy='gpus'"),
+        ({"epochs": 0}, "epochs=0"),
+        ({"seed": 1.5}, "seed=1.5"),
+        ({"from_logits": "yes"}, "from_logits='yes'"),
     ],
 )
 def test_train_argument_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        train(build, dataset(), epochs=1, verbose=0, **kwargs)
+        train(build, dataset(), **{"epochs": 1, "verbose": 0, **kwargs})
 
 
 def test_recipe_and_repeat_argument_errors():

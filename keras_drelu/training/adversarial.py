@@ -2,9 +2,9 @@
 
 import keras
 
+from keras_drelu.arguments import check_positive
 from keras_drelu.attacks.pgd import projected_gradient_descent
 from keras_drelu.training.robust_training import RobustTraining
-from keras_drelu.training.robust_training import check_positive
 
 
 @keras.saving.register_keras_serializable(package="keras_drelu")

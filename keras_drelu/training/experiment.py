@@ -1,61 +1,48 @@
 """One call to train a classifier with a named recipe, and repeated runs."""
 
-import numbers
+import dataclasses
+import functools
 import os
 
 import keras
 import tensorflow as tf
 
-from keras_drelu.layers.drelu import DReLU
-from keras_drelu.training.adversarial import AdversarialTraining
-from keras_drelu.training.adversarial import FastAdversarialTraining
+from keras_drelu.arguments import check_bool
+from keras_drelu.arguments import check_choice
+from keras_drelu.arguments import check_non_negative
+from keras_drelu.arguments import check_positive
+from keras_drelu.arguments import check_seed
+from keras_drelu.outputs import final_softmax
 from keras_drelu.training.callbacks import paper_callbacks
 from keras_drelu.training.callbacks import paper_optimizer
-from keras_drelu.training.mtlat import MTLAT
+from keras_drelu.training.recipes import AUTO
+from keras_drelu.training.recipes import RECIPES
+from keras_drelu.training.recipes import get_recipe
 from keras_drelu.training.strategy import get_strategy
-from keras_drelu.training.trades import TRADES
-
-RECIPES = ("standard", "drelu", "pgd-at", "fgsm-at", "trades", "mtlat")
-ADVERSARIAL_RECIPES = ("pgd-at", "fgsm-at", "trades", "mtlat")
 
 
-def _check_recipe_arguments(recipe, natural_epochs, **attack):
-    if recipe not in RECIPES:
-        raise ValueError(
-            f"Argument `recipe` should be one of {RECIPES}. "
-            f"Received: recipe={recipe!r}"
-        )
-    if (
-        isinstance(natural_epochs, bool)
-        or not isinstance(natural_epochs, numbers.Integral)
-        or natural_epochs < 0
-    ):
-        raise ValueError(
-            "Argument `natural_epochs` should be a non-negative integer. "
-            f"Received: natural_epochs={natural_epochs!r}"
-        )
-    adversarial = recipe in ADVERSARIAL_RECIPES
-    if adversarial and attack["eps"] is None:
-        raise ValueError(
-            f"recipe={recipe!r} needs the attack radius `eps`, such as 0.3 "
-            "for MNIST or 8/255 for CIFAR. Received: eps=None"
-        )
-    applies = {
-        "eps": adversarial,
-        "step_size": adversarial,
-        "norm": adversarial,
-        "attack_steps": recipe in ("pgd-at", "trades", "mtlat"),
-        "beta": recipe == "trades",
-        "mixup_alpha": recipe == "mtlat",
-        "natural_epochs": adversarial,
-    }
-    attack["natural_epochs"] = natural_epochs or None
-    for name, value in attack.items():
-        if value is not None and not applies[name]:
-            raise ValueError(
-                f"Argument `{name}` does not apply to recipe={recipe!r}. "
-                f"Received: {name}={value!r}"
-            )
+@dataclasses.dataclass(frozen=True)
+class TrainingResult:
+    """What `train` returns: the trained classifier and the record of its run.
+
+    Attributes:
+        model: The trained classifier, never a recipe's wrapper, ready to
+            save or export.
+        history: Each metric's value per epoch run, as in
+            `keras.callbacks.History.history`; with `natural_epochs`, the
+            natural phase first.
+        epochs: The indices of the epochs run, numbered over both phases; a
+            resumed run leaves out those done before it was stopped.
+        recipe: The recipe's name (the one picked, for `"auto"`).
+        settings: The recipe's settings, its defaults filled in, such as
+            `{"eps": 0.1, "norm": "linf", "attack_steps": 10}`.
+    """
+
+    model: keras.Model = dataclasses.field(repr=False)
+    history: dict = dataclasses.field(repr=False)
+    epochs: list
+    recipe: str
+    settings: dict
 
 
 def _build_classifier(model, strategy):
@@ -86,30 +73,6 @@ def _build_classifier(model, strategy):
     return classifier
 
 
-def _last_layer(model):
-    layer = model
-    while getattr(layer, "layers", None):
-        layer = layer.layers[-1]
-    return layer
-
-
-def _outputs_logits(model):
-    layer = _last_layer(model)
-    if isinstance(layer, keras.layers.Softmax):
-        return False
-    return getattr(layer, "activation", None) is not keras.activations.softmax
-
-
-def _has_regularized_caps(layer):
-    for child in getattr(layer, "layers", []):
-        if isinstance(child, DReLU):
-            if child.max_value_regularizer is not None:
-                return True
-        elif _has_regularized_caps(child):
-            return True
-    return False
-
-
 def _new_optimizer(optimizer):
     if optimizer is None:
         return paper_optimizer()
@@ -129,6 +92,32 @@ def _concatenate(first, second):
     history.epoch = first.epoch + [offset + epoch for epoch in second.epoch]
     history.params = second.params
     return history
+
+
+def _fit_phase(
+    trainer, loss, train_data, validation_data, *, epochs, backup_dir,
+    optimizer, metrics, callbacks, default_callbacks, strategy, verbose,
+):
+    with strategy.scope():
+        trainer.compile(
+            optimizer=_new_optimizer(optimizer), loss=loss, metrics=list(metrics)
+        )
+    monitor = "loss" if validation_data is None else "val_loss"
+    if default_callbacks:
+        phase_callbacks = paper_callbacks(backup_dir, monitor)
+    elif backup_dir is not None:
+        phase_callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir))]
+    else:
+        phase_callbacks = []
+    return trainer.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=epochs,
+        callbacks=phase_callbacks + list(callbacks or []),
+        verbose=verbose,
+        # A dataset shuffles itself; Keras warns when asked again.
+        shuffle=not isinstance(train_data, tf.data.Dataset),
+    )
 
 
 def train(
@@ -154,10 +143,14 @@ def train(
     strategy=None,
     seed=None,
     verbose="auto",
+    **recipe_settings,
 ):
     """Trains a Keras classifier with a named recipe and the paper's setup.
 
-    Recipes:
+    The recipes are the entries of `RECIPES` (`register_recipe` adds
+    more); each takes some of the recipe settings below and refuses the
+    others:
+
     - `"standard"`: natural training on the compiled cross-entropy.
     - `"drelu"`: the same, since the D-ReLU cap penalty comes from the
       `DReLU` layers' `max_value_regularizer`; it first checks that the
@@ -170,6 +163,8 @@ def train(
     - `"mtlat"`: `MTLAT` (Laugros et al. 2020), Mixup with `mixup_alpha`
       (default 0.2) then `attack_steps` (default 1) targeted steps toward a
       random class, whose weight in the soft label is `eps`.
+    - `"auto"`: `"drelu"` for a model with penalised caps, else
+      `"standard"`.
 
     The paper's schedule for adversarial training, "retrain for 10 epochs
     after natural training", is `natural_epochs=N, epochs=10`: natural
@@ -201,11 +196,13 @@ def train(
     ...     ])
     >>> x = np.random.default_rng(0).uniform(size=(32, 4)).astype("float32")
     >>> data = tf.data.Dataset.from_tensor_slices((x, np.arange(32) % 3))
-    >>> history = train(build, data.batch(8), data.batch(8), recipe="trades",
-    ...                 epochs=2, eps=0.1, attack_steps=2, beta=1.0, seed=0,
-    ...                 verbose=0)
-    >>> history.epoch, type(history.model).__name__
-    ([0, 1], 'Sequential')
+    >>> result = train(build, data.batch(8), data.batch(8), recipe="trades",
+    ...                epochs=2, eps=0.1, attack_steps=2, beta=1.0, seed=0,
+    ...                verbose=0)
+    >>> result.epochs, result.recipe, type(result.model).__name__
+    ([0, 1], 'trades', 'Sequential')
+    >>> result.settings
+    {'eps': 0.1, 'norm': 'linf', 'attack_steps': 2, 'beta': 1.0}
 
     Args:
         model: The classifier, a `keras.Model` mapping images in `[0, 1]`
@@ -217,21 +214,25 @@ def train(
             `keras.utils.PyDataset`.
         validation_data: Optional validation data, as `fit` takes it.
             Defaults to `None`.
-        recipe: One of `RECIPES`. Defaults to `"standard"`.
+        recipe: A name of `RECIPES`, or `"auto"`. Defaults to
+            `"standard"`.
         epochs: Maximum number of epochs of the recipe.
-        eps: Attack radius; required by the adversarial recipes.
-        step_size: Attack step length. Defaults to the recipe's default.
+        eps: Attack radius; required by the adversarial recipes. Defaults
+            to `None`.
+        step_size: Attack step length. Defaults to `None`, the recipe's
+            default.
         attack_steps: PGD steps of `"pgd-at"` and `"trades"`, targeted
-            steps of `"mtlat"`. Defaults to `10` (`1` for `"mtlat"`).
+            steps of `"mtlat"`. Defaults to `None`, the recipe's: `10`
+            (`1` for `"mtlat"`).
         norm: `"linf"` or `"l2"` for adversarial recipes. Defaults to
-            `"linf"`.
-        beta: TRADES trade-off. Defaults to `6.0` for `"trades"`.
+            `None`, `"linf"`.
+        beta: TRADES trade-off. Defaults to `None`, `6.0` for `"trades"`.
         mixup_alpha: Beta parameter of the Mixup weights of `"mtlat"`.
-            Defaults to `0.2` for `"mtlat"`.
+            Defaults to `None`, `0.2` for `"mtlat"`.
         natural_epochs: Epochs of natural training before an adversarial
             recipe. Defaults to `0`.
         from_logits: Whether the classifier outputs logits. Defaults to
-            `None`: logits unless its last layer applies a softmax.
+            `None`: logits unless it ends in a softmax.
         optimizer: An optimizer, its name or config; each phase gets a fresh
             copy. Defaults to `None`, Adam with learning rate `1e-3`.
         metrics: Metrics to compile with. Defaults to `("accuracy",)`.
@@ -245,85 +246,55 @@ def train(
         strategy: A `tf.distribute.Strategy` or a name of `get_strategy`.
             Defaults to `None`, no distribution.
         seed: Integer passed to `keras.utils.set_random_seed` before the
-            model is built. Defaults to `None`, not seeded.
+            model is built, and to the recipes that draw their own random
+            numbers. Defaults to `None`, not seeded.
         verbose: As in `fit`. Defaults to `"auto"`.
+        **recipe_settings: Settings of a registered recipe that the
+            arguments above do not name.
 
     Returns:
-        The `keras.callbacks.History` of the run (both phases with
-        `natural_epochs`, numbered in order); its `model` is the trained
-        classifier, never a recipe wrapper, ready to save or export.
+        A `TrainingResult`: the trained classifier (`result.model`), its
+        history, the epochs run, the recipe and its settings.
     """
-    _check_recipe_arguments(
-        recipe, natural_epochs, eps=eps, step_size=step_size,
-        attack_steps=attack_steps, norm=norm, beta=beta,
-        mixup_alpha=mixup_alpha,
+    check_choice("recipe", recipe, (AUTO, *RECIPES))
+    epochs = check_positive("epochs", epochs, integer=True)
+    natural_epochs = check_non_negative(
+        "natural_epochs", natural_epochs, integer=True
     )
+    seed = check_seed("seed", seed)
+    check_bool("default_callbacks", default_callbacks)
+    given = dict(
+        eps=eps, step_size=step_size, attack_steps=attack_steps, norm=norm,
+        beta=beta, mixup_alpha=mixup_alpha, **recipe_settings,
+    )
+    if recipe != AUTO:
+        # Refused before a model is built or a natural phase trained.
+        RECIPES[recipe].settings(natural_epochs=natural_epochs, **given)
     if seed is not None:
         keras.utils.set_random_seed(seed)
     strategy = get_strategy("none" if strategy is None else strategy)
     with strategy.scope():
         classifier = _build_classifier(model, strategy)
+    entry = get_recipe(recipe, classifier)
+    settings = entry.settings(natural_epochs=natural_epochs, **given)
+    entry.check_model(classifier)
     if from_logits is None:
-        from_logits = _outputs_logits(classifier)
-    if recipe == "drelu" and not _has_regularized_caps(classifier):
-        raise ValueError(
-            "recipe='drelu' needs a model with at least one DReLU layer with "
-            "a `max_value_regularizer`; found none (use recipe='standard' "
-            "to train without cap penalty)"
+        from_logits = final_softmax(classifier) is None
+    check_bool("from_logits", from_logits)
+    with strategy.scope():
+        # Built before any training, so that bad settings fail early.
+        trainer = entry.build_trainer(
+            classifier, settings, from_logits=from_logits, seed=seed
         )
-    monitor = "loss" if validation_data is None else "val_loss"
-
-    def fit(trainer, loss, phase_epochs, phase_backup_dir):
-        with strategy.scope():
-            trainer.compile(
-                optimizer=_new_optimizer(optimizer), loss=loss,
-                metrics=list(metrics),
-            )
-        if default_callbacks:
-            phase_callbacks = paper_callbacks(phase_backup_dir, monitor)
-        elif phase_backup_dir is not None:
-            phase_callbacks = [
-                keras.callbacks.BackupAndRestore(str(phase_backup_dir))
-            ]
-        else:
-            phase_callbacks = []
-        return trainer.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=phase_epochs,
-            callbacks=phase_callbacks + list(callbacks or []),
-            verbose=verbose,
-            # A dataset shuffles itself; Keras warns when asked again.
-            shuffle=not isinstance(train_data, tf.data.Dataset),
-        )
-
+    fit = functools.partial(
+        _fit_phase, train_data=train_data, validation_data=validation_data,
+        optimizer=optimizer, metrics=metrics, callbacks=callbacks,
+        default_callbacks=default_callbacks, strategy=strategy,
+        verbose=verbose,
+    )
     natural_loss = keras.losses.SparseCategoricalCrossentropy(
         from_logits=from_logits
     )
-    if recipe not in ADVERSARIAL_RECIPES:
-        history = fit(classifier, natural_loss, epochs, backup_dir)
-        history.set_model(classifier)
-        return history
-
-    # Built before any training, so that bad attack settings fail early.
-    attack = {"eps": eps, "norm": norm or "linf", "from_logits": from_logits}
-    if step_size is not None:
-        attack["step_size"] = step_size
-    if recipe == "mtlat":
-        attack["steps"] = 1 if attack_steps is None else attack_steps
-    elif recipe != "fgsm-at":
-        attack["steps"] = 10 if attack_steps is None else attack_steps
-    with strategy.scope():
-        if recipe == "fgsm-at":
-            trainer = FastAdversarialTraining(classifier, **attack)
-        elif recipe == "pgd-at":
-            trainer = AdversarialTraining(classifier, **attack)
-        elif recipe == "mtlat":
-            alpha = 0.2 if mixup_alpha is None else mixup_alpha
-            trainer = MTLAT(classifier, alpha=alpha, seed=seed, **attack)
-        else:
-            beta = 6.0 if beta is None else beta
-            trainer = TRADES(classifier, beta=beta, **attack)
     natural_history = None
     marker = None
     if natural_epochs:
@@ -335,23 +306,31 @@ def train(
             classifier.load_weights(marker)
         else:
             natural_history = fit(
-                classifier, natural_loss, natural_epochs,
-                backup_dir and os.path.join(backup_dir, "natural"),
+                classifier, natural_loss, epochs=natural_epochs,
+                backup_dir=backup_dir and os.path.join(backup_dir, "natural"),
             )
             if marker:
                 classifier.save_weights(marker)
     history = fit(
-        trainer, None, epochs,
-        backup_dir and (
-            os.path.join(backup_dir, recipe) if natural_epochs else backup_dir
+        trainer,
+        natural_loss if trainer is classifier else None,
+        epochs=epochs,
+        backup_dir=backup_dir and (
+            os.path.join(backup_dir, entry.name) if natural_epochs
+            else backup_dir
         ),
     )
     if marker and os.path.exists(marker):
         os.remove(marker)
     if natural_history is not None:
         history = _concatenate(natural_history, history)
-    history.set_model(classifier)
-    return history
+    return TrainingResult(
+        model=classifier,
+        history={key: list(values) for key, values in history.history.items()},
+        epochs=list(history.epoch),
+        recipe=entry.name,
+        settings=settings,
+    )
 
 
 def train_repeated(
@@ -374,9 +353,9 @@ def train_repeated(
     ...     ])
     >>> x = np.random.default_rng(0).uniform(size=(16, 4)).astype("float32")
     >>> data = tf.data.Dataset.from_tensor_slices((x, np.arange(16) % 3))
-    >>> histories = train_repeated(build, data.batch(8), seeds=(0, 1),
-    ...                            epochs=1, verbose=0)
-    >>> len(histories), histories[0].model is histories[1].model
+    >>> results = train_repeated(build, data.batch(8), seeds=(0, 1),
+    ...                          epochs=1, verbose=0)
+    >>> len(results), results[0].model is results[1].model
     (2, False)
 
     Args:
@@ -392,8 +371,8 @@ def train_repeated(
             `epochs`.
 
     Returns:
-        The list of `History` objects, in the order of `seeds`; each
-        `history.model` is that run's trained classifier.
+        The list of `TrainingResult`s, in the order of `seeds`; each
+        `result.model` is that run's trained classifier.
     """
     if isinstance(model_fn, keras.Model) or not callable(model_fn):
         raise ValueError(
@@ -401,14 +380,9 @@ def train_repeated(
             f"classifier. Received: {type(model_fn).__name__}"
         )
     seeds = list(seeds)
-    if (
-        not seeds
-        or len(set(seeds)) != len(seeds)
-        or not all(
-            isinstance(s, numbers.Integral) and not isinstance(s, bool)
-            for s in seeds
-        )
-    ):
+    for seed in seeds:
+        check_seed("seeds", seed)
+    if not seeds or None in seeds or len(set(seeds)) != len(seeds):
         raise ValueError(
             "Argument `seeds` should be a non-empty list of distinct "
             f"integers. Received: seeds={seeds!r}"

@@ -1,13 +1,13 @@
 """M-TLAT: Mixup plus targeted labeling adversarial training."""
 
-import numbers
-
 import keras
 import tensorflow as tf
 
+from keras_drelu.arguments import check_number
+from keras_drelu.arguments import check_positive
+from keras_drelu.arguments import check_seed
 from keras_drelu.attacks.pgd import projected_gradient_descent
 from keras_drelu.training.robust_training import RobustTraining
-from keras_drelu.training.robust_training import check_positive
 
 
 @keras.saving.register_keras_serializable(package="keras_drelu")
@@ -91,24 +91,10 @@ class MTLAT(RobustTraining):
         self.alpha = check_positive("alpha", alpha)
         if target_weight is None:
             target_weight = min(eps, 1.0)
-        if (
-            isinstance(target_weight, bool)
-            or not isinstance(target_weight, numbers.Real)
-            or not 0 <= target_weight <= 1
-        ):
-            raise ValueError(
-                "Argument `target_weight` should be a number in [0, 1]. "
-                f"Received: target_weight={target_weight!r}"
-            )
-        self.target_weight = float(target_weight)
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-        ):
-            raise ValueError(
-                f"Argument `seed` should be an int or None. Received: "
-                f"seed={seed!r}"
-            )
-        self.seed = seed
+        self.target_weight = check_number(
+            "target_weight", target_weight, low=0, high=1
+        )
+        self.seed = check_seed("seed", seed)
         self.mixup = keras.layers.MixUp(alpha=self.alpha, seed=seed)
         self.target_seed = keras.random.SeedGenerator(
             None if seed is None else seed + 1

@@ -1,28 +1,12 @@
 """The base of the adversarial training recipes: a classifier's wrapper."""
 
-import math
-import numbers
-
 import keras
 import tensorflow as tf
 
+from keras_drelu.arguments import check_bool
+from keras_drelu.arguments import check_choice
+from keras_drelu.arguments import check_positive
 from keras_drelu.attacks.pgd import NORMS
-
-
-def check_positive(name, value, integer=False):
-    """Returns `value` if it is a positive finite number (int if asked)."""
-    kinds = numbers.Integral if integer else numbers.Real
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, kinds)
-        or not (value > 0 and math.isfinite(value))
-    ):
-        kind = "integer" if integer else "number"
-        raise ValueError(
-            f"Argument `{name}` should be a positive {kind}. "
-            f"Received: {name}={value!r}"
-        )
-    return int(value) if integer else float(value)
 
 
 def probabilities(outputs, from_logits):
@@ -60,22 +44,12 @@ class RobustTraining(keras.Model):
                 "Argument `classifier` should be a `keras.Model`. Received: "
                 f"classifier of type {type(classifier).__name__}"
             )
-        if norm not in NORMS:
-            raise ValueError(
-                f"Argument `norm` should be one of {NORMS}. "
-                f"Received: norm={norm!r}"
-            )
-        if not isinstance(from_logits, bool):
-            raise ValueError(
-                "Argument `from_logits` should be a bool. "
-                f"Received: from_logits={from_logits!r}"
-            )
         self.classifier = classifier
         self.eps = check_positive("eps", eps)
         self.step_size = check_positive("step_size", step_size)
         self.steps = check_positive("steps", steps, integer=True)
-        self.norm = norm
-        self.from_logits = from_logits
+        self.norm = check_choice("norm", norm, NORMS)
+        self.from_logits = check_bool("from_logits", from_logits)
         # Built when the classifier is: `BackupAndRestore` loads weights
         # into built models only.
         self.built = classifier.built

@@ -4,7 +4,39 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "none")
+from keras_drelu.arguments import check_choice
+
+
+def _auto():
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _multi_worker():
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError(
+            "strategy='multi_worker' needs the TF_CONFIG environment "
+            "variable describing the cluster and this worker's task"
+        )
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _tpu():
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+# Each name with the function making its strategy.
+STRATEGIES = {
+    "auto": _auto,
+    "mirrored": tf.distribute.MirroredStrategy,
+    "multi_worker": _multi_worker,
+    "tpu": _tpu,
+    "none": tf.distribute.get_strategy,
+}
 
 
 def get_strategy(strategy="auto"):
@@ -30,7 +62,7 @@ def get_strategy(strategy="auto"):
     1
 
     Args:
-        strategy: One of the names above, or a `tf.distribute.Strategy`,
+        strategy: A name of `STRATEGIES`, or a `tf.distribute.Strategy`,
             returned as is. Defaults to `"auto"`.
 
     Returns:
@@ -38,27 +70,4 @@ def get_strategy(strategy="auto"):
     """
     if isinstance(strategy, tf.distribute.Strategy):
         return strategy
-    if strategy not in STRATEGIES:
-        raise ValueError(
-            f"Argument `strategy` should be one of {STRATEGIES} or a "
-            f"`tf.distribute.Strategy`. Received: strategy={strategy!r}"
-        )
-    if strategy == "auto":
-        if len(tf.config.list_logical_devices("GPU")) > 1:
-            return tf.distribute.MirroredStrategy()
-        return tf.distribute.get_strategy()
-    if strategy == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if strategy == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError(
-                "strategy='multi_worker' needs the TF_CONFIG environment "
-                "variable describing the cluster and this worker's task"
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if strategy == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    return tf.distribute.get_strategy()
+    return STRATEGIES[check_choice("strategy", strategy, STRATEGIES)]()

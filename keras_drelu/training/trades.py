@@ -1,14 +1,12 @@
 """TRADES: the natural loss plus a KL penalty on adversarial inputs."""
 
-import math
-import numbers
-
 import keras
 import tensorflow as tf
 
+from keras_drelu.arguments import check_non_negative
+from keras_drelu.arguments import check_positive
 from keras_drelu.attacks.pgd import projected_gradient_descent
 from keras_drelu.training.robust_training import RobustTraining
-from keras_drelu.training.robust_training import check_positive
 from keras_drelu.training.robust_training import probabilities
 
 
@@ -76,16 +74,7 @@ class TRADES(RobustTraining):
             classifier, eps=eps, step_size=step_size, steps=steps, norm=norm,
             from_logits=from_logits, **kwargs,
         )
-        if (
-            isinstance(beta, bool)
-            or not isinstance(beta, numbers.Real)
-            or not (0 <= beta < math.inf)
-        ):
-            raise ValueError(
-                "Argument `beta` should be a non-negative number. "
-                f"Received: beta={beta!r}"
-            )
-        self.beta = float(beta)
+        self.beta = check_non_negative("beta", beta)
         self.divergence = keras.losses.KLDivergence(name="trades_kl")
 
     def adversarial_inputs(self, x):
