@@ -1,9 +1,11 @@
 """Capped, learnable-cap ReLU defences for Keras 3."""
 
+from keras_drelu.calibration import calibrate_caps
 from keras_drelu.inspection import max_values
 from keras_drelu.layers import SPLASH
 from keras_drelu.layers import DReLU
 from keras_drelu.layers import SReLU
+from keras_drelu.layers import straight_through
 from keras_drelu.regularizers import MaxValueRegularizer
 from keras_drelu.transforms import uncapped_twin
 from keras_drelu.transforms import with_gradient_mode
@@ -15,7 +17,9 @@ __all__ = [
     "MaxValueRegularizer",
     "SPLASH",
     "SReLU",
+    "calibrate_caps",
     "max_values",
+    "straight_through",
     "uncapped_twin",
     "with_gradient_mode",
 ]
