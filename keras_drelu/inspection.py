@@ -26,7 +26,7 @@ def max_values(model):
     >>> model = keras.Sequential(
     ...     [keras.Input((3,)), keras.layers.Dense(2), DReLU(name="cap")]
     ... )
-    >>> {name: caps.tolist() for name, caps in max_values(model).items()}
+    >>> {name: caps.round(3).tolist() for name, caps in max_values(model).items()}
     {'cap': [100.0, 100.0]}
 
     Args:

@@ -75,7 +75,7 @@ def with_gradient_mode(model, mode):
 
     clone, replaced = _clone_replacing_caps(model, replace)
     for old, new in replaced:
-        new.max_value.assign(old.max_value)
+        new.max_value_variable.assign(old.max_value_variable)
     return clone
 
 

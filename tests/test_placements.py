@@ -59,7 +59,7 @@ def test_head_placement(backbone):
     assert isinstance(cap, DReLU) and cap.trainable_max_value
     assert isinstance(cap.max_value_regularizer, MaxValueRegularizer)
     assert len(model.losses) == 1
-    np.testing.assert_allclose(float(model.losses[0]), 0.5 * 8 * 100.0**2)
+    np.testing.assert_allclose(float(model.losses[0]), 0.5 * 8 * 100.0**2, rtol=1e-6)
     assert model.output.shape == (None, 3)
     caps = caps_after_one_step(model, (32, 32, 3))
     assert caps["head_drelu"].shape == (8,)

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras.src import testing
 
 from keras_drelu import DReLU
 from keras_drelu import SReLU
@@ -59,3 +60,17 @@ def test_bad_max_value(max_value, error, message):
 def test_max_value_is_required():
     with pytest.raises(TypeError, match="max_value"):
         SReLU()
+
+
+class TestKerasLayerHarness(testing.TestCase):
+    def test_srelu(self):
+        self.run_layer_test(
+            SReLU,
+            init_kwargs={"max_value": 0.5, "gradient_mode": "bpda"},
+            input_shape=(2, 3, 4),
+            expected_output_shape=(2, 3, 4),
+            expected_num_trainable_weights=0,
+            expected_num_non_trainable_weights=1,
+            expected_num_losses=0,
+            supports_masking=True,
+        )

@@ -93,7 +93,7 @@ def test_nested_models_are_rewritten():
 
 def test_max_values_lists_every_cap(model_and_inputs):
     model, _ = model_and_inputs
-    model.get_layer("conv_cap").max_value.assign([0.1, 0.2, 0.3])
+    model.get_layer("conv_cap").assign_max_value([0.1, 0.2, 0.3])
     caps = max_values(model)
     assert list(caps) == ["conv_cap", "hidden_cap"]
     np.testing.assert_allclose(caps["conv_cap"], [0.1, 0.2, 0.3])

@@ -47,6 +47,8 @@ class SReLU(DReLU):
             trainable_max_value=False,
             shared_axes=shared_axes,
             gradient_mode=gradient_mode,
+            # A fixed cap is never learned: store it exactly as given.
+            max_value_parameterization="linear",
             **kwargs,
         )
 
