@@ -71,18 +71,18 @@ EXPERIMENTS = {
 INTRODUCTION = """\
 # Experiment results
 
-Each folder holds what one run of a script in `experiments/` wrote: `table.md` (the command,
-the settings, what they reduce from the paper, the tables and a reading generated from the
-numbers), `results.json` (settings and per-model reports with timings and flags) and figures.
-Numbers are never edited by hand: rerun the command to regenerate them, then
-`python experiments/results_index.py` to regenerate this index. All runs are CPU-sized
-(2 shared cores), so every table says what it reduced.
+Each folder holds what one run of a script in `experiments/` wrote: `table.md` (the
+command, the settings, what they reduce from the paper, the tables and a reading
+generated from the numbers), `results.json` (settings and per-model reports with timings
+and flags) and figures. Numbers are never edited by hand: rerun the command to
+regenerate them, then `python experiments/results_index.py` to regenerate this index.
+All runs are CPU-sized (2 shared cores), so every table says what it reduced.
 
 Every table puts the paper's attacks beside the attacks a capped ReLU cannot mask:
-`BPDA(APGD-CE)` (straight-through gradients through the caps), `Transfer(APGD-CE)` (crafted on
-the uncapped twin), the gradient-free `Square`, and the **per-example worst case** over all
-L-inf attacks, which is the number to quote. Flags are the evaluation's masking checks
-(`keras_drelu.evaluation.FLAG_DOCS`).
+`BPDA(APGD-CE)` (straight-through gradients through the caps), `Transfer(APGD-CE)`
+(crafted on the uncapped twin), the gradient-free `Square`, and the **per-example worst
+case** over all L-inf attacks, which is the number to quote. Flags are the evaluation's
+masking checks (`keras_drelu.evaluation.FLAG_DOCS`).
 """
 
 

@@ -20,20 +20,19 @@ RESULTS = data.REPO / "docs" / "results"
 
 
 def _number(convert, low, inclusive, what):
+    """An argparse `type`: `convert(text)`, at least `low`, else an error."""
+
     def parse(text):
         try:
             value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"should be {what}. Received: {text!r}"
-            ) from None
-        if value < low or (value == low and not inclusive):
+            value = None
+        if value is None or value < low or (value == low and not inclusive):
             raise argparse.ArgumentTypeError(
                 f"should be {what}. Received: {text!r}"
             )
         return value
 
-    parse.__name__ = what
     return parse
 
 
@@ -108,7 +107,7 @@ ARGUMENTS = {
     "pgd_steps": dict(type=positive_int,
                       help="iterations of the evaluation's PGD"),
     "step_size": dict(type=positive_float,
-                      help="step of the evaluation's PGD"),
+                      help="step of PGD (evaluation and PGD-AT)"),
     "train_attack_steps": dict(type=positive_int,
                                help="PGD steps of adversarial training"),
     "apgd_steps": dict(
@@ -158,9 +157,9 @@ class ExperimentParser(argparse.ArgumentParser):
 
     `--data` (where the script reads a data set), `--out`, `--quick` and the
     arguments of `ARGUMENTS` named in `defaults`, then the script's own
-    `options`.
-    With `--quick`, the preset's values replace the parsed ones. The parsed
-    namespace carries `command`, the command line that reproduces the run.
+    `options`. With `--quick`, the preset's values replace the parsed ones.
+    The parsed namespace carries `command`, the command line that
+    reproduces the run.
 
     Example:
 
