@@ -45,6 +45,7 @@ ARCHS = {
 }
 RADII = {"0.01": 0.01, "8/255": 8 / 255}
 CURVE_ATTACKS = ("APGD-CE", "BPDA(APGD-CE)")
+DATASET = "cifar10"
 DEFAULTS = dict(
     arguments.CIFAR10_DEFAULTS, train_size=6000, epochs=8,
     initial_max_value=1.0, eval_images=300,
@@ -57,7 +58,6 @@ QUICK = dict(
 )
 
 
-DATASET = "cifar10"
 OPTIONS = {
     "--archs": dict(nargs="+", choices=list(ARCHS), default=list(ARCHS)),
     "--sweep-eps-255": dict(nargs="+", type=arguments.positive_float,

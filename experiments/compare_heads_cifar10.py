@@ -40,6 +40,7 @@ from common.results import percent  # noqa: E402
 from keras_drelu import DReLU  # noqa: E402
 from keras_drelu.corruptions import evaluate_corruptions  # noqa: E402
 
+DATASET = "cifar10"
 DEFAULTS = dict(
     arguments.CIFAR10_DEFAULTS, train_size=8000, epochs=12,
     initial_max_value=100.0, eval_images=500,
@@ -52,7 +53,6 @@ QUICK = dict(
 )
 
 
-DATASET = "cifar10"
 OPTIONS = {
     "--eps-255": dict(nargs="+", type=arguments.positive_float,
                       default=[2.0, 8.0], help="L-inf radii, in units of 1/255"),

@@ -88,6 +88,7 @@ PAPER = dict(train_size=60000, natural_epochs=2000, adv_epochs=10,
              lambdas=LAMBDAS)
 WORDING = dict(lambdas="lambda sweep {ours} besides the paper's lambda "
                "(paper: 0, 1e-7 ... 1e4)")
+DATASET = "mnist"
 DEFAULTS = dict(
     train_size=None, natural_epochs=2000, adv_epochs=10, batch_size=128,
     units=128, initial_max_value=100.0, eps=0.1, cw_eps=18.0,
@@ -118,7 +119,6 @@ def _cnn(activation, units, settings):
 ARCHS = {"dense": _dense, "cnn": _cnn}
 
 
-DATASET = "mnist"
 OPTIONS = {
     "--archs": dict(nargs="+", choices=list(ARCHS), default=list(ARCHS)),
     "--lambdas": dict(nargs="+", type=arguments.non_negative_float,

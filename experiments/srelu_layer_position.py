@@ -45,6 +45,7 @@ PAPER = dict(train_size=60000, epochs=20, eval_images=10000,
 WORDING = dict(max_values="max values {ours} (paper: 0.01 to 0.15 in steps "
                "of 0.01)",
                initial_max_values="initial max values {ours} (paper: {paper})")
+DATASET = "mnist"
 DEFAULTS = dict(train_size=None, epochs=20, batch_size=128, eps=0.1,
                 pgd_steps=10, step_size=0.01, eval_images=10000,
                 apgd_steps=100, square_queries=5000, seed=0)
@@ -55,7 +56,6 @@ QUICK = dict(
 )
 
 
-DATASET = "mnist"
 OPTIONS = {
     "--networks": dict(nargs="+", choices=list(NETWORKS),
                        default=list(NETWORKS)),

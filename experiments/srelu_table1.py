@@ -68,6 +68,7 @@ RECIPES = {
 }
 PAPER = dict(train_size=60000, natural_epochs=20, adv_epochs=10,
              eval_images=10000, cw_iterations=10000, cw_binary_steps=9)
+DATASET = "mnist"
 DEFAULTS = dict(
     PAPER, train_size=None, batch_size=128, eps=0.1, pgd_steps=10,
     step_size=0.01, train_attack_steps=10, apgd_steps=100,
@@ -88,7 +89,6 @@ def cap(text):
     return text
 
 
-DATASET = "mnist"
 OPTIONS = {
     "--caps": dict(nargs="+", type=cap, default=["none", "1", "0.1", "0.01"],
                    help="max values of the 2nd hidden layer"),
