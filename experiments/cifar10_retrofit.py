@@ -30,12 +30,12 @@ import numpy as np  # noqa: E402
 
 from common import arguments  # noqa: E402
 from common import results  # noqa: E402
-from common.adapters import retrofit_model  # noqa: E402
 from common.data import load  # noqa: E402
 from common.evaluation import eps_curves  # noqa: E402
 from common.evaluation import train_and_evaluate  # noqa: E402
 from common.networks import activation_settings  # noqa: E402
 from common.networks import cifar10_cnn  # noqa: E402
+from common.networks import retrofit_model  # noqa: E402
 from common.results import percent  # noqa: E402
 
 ARCHS = {

@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 from common import arguments  # noqa: E402
 from common import results  # noqa: E402
-from common.adapters import train_model  # noqa: E402
+from common.evaluation import train_model  # noqa: E402
 from common.data import load  # noqa: E402
 from common.evaluation import evaluate  # noqa: E402
 from common.networks import dense_network  # noqa: E402

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 from common import arguments  # noqa: E402
 from common import results  # noqa: E402
-from common.adapters import train_model  # noqa: E402
+from common.evaluation import train_model  # noqa: E402
 from common.data import load  # noqa: E402
 from common.evaluation import evaluate  # noqa: E402
 from common.networks import dense_network  # noqa: E402
@@ -83,7 +83,7 @@ def set_caps(model, cap):
     """Sets every S-ReLU cap of `model` to `cap`, keeping the other weights."""
     for layer in model.layers:
         if isinstance(layer, SReLU):
-            layer.max_value.assign(np.full(layer.max_value.shape, cap))
+            layer.assign_max_value(cap)
 
 
 def run(args):

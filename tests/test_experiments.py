@@ -19,7 +19,6 @@ EXPERIMENTS = REPO_ROOT / "experiments"
 # As when run as `python experiments/<name>.py`: the scripts import `common`.
 sys.path.insert(0, str(EXPERIMENTS))
 
-from common import adapters  # noqa: E402
 from common import arguments  # noqa: E402
 from common import data  # noqa: E402
 from common import evaluation  # noqa: E402
@@ -59,7 +58,7 @@ def assert_checks_ran(report):
 
 
 @pytest.mark.parametrize("module", [
-    adapters, arguments, data, evaluation, networks, results,
+    arguments, data, evaluation, networks, results,
 ])
 def test_doctests_of_the_shared_setup(module):
     outcome = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
@@ -374,20 +373,19 @@ def test_results_index_is_generated_from_the_tables():
 
 def test_activation_layer_refuses_unknown_names_and_missing_settings():
     with pytest.raises(ValueError, match="activation='gelu'"):
-        adapters.activation_layer("gelu")
-    with pytest.raises(ValueError, match=r"needs the settings \['max_value'\]"):
-        adapters.activation_layer("srelu", lam=0.1)
+        networks.activation_layer("gelu")
+    with pytest.raises(ValueError, match="needs the argument `max_value`"):
+        networks.activation_layer("srelu", lam=0.1)
     with pytest.raises(ValueError, match="placement='middle'"):
         networks.cifar10_cnn("relu", "middle", units=4)
-    with pytest.raises(ValueError, match="retrofit builds"):
-        adapters.retrofit_model("MobileNetV2", "srelu", "input",
-                                image_shape=(32, 32, 3), units=4,
-                                max_value=1.0)
+    with pytest.raises(ValueError, match="needs the argument `max_value`"):
+        networks.retrofit_model("MobileNetV2", "srelu", "input",
+                                image_shape=(32, 32, 3), units=4, lam=1.0)
 
 
 def test_networks_place_each_activation_once():
-    for activation in adapters.ACTIVATIONS:
-        for placement in adapters.PLACEMENTS:
+    for activation in networks.ACTIVATIONS:
+        for placement in networks.PLACEMENTS:
             model = networks.cifar10_cnn(activation, placement, units=4,
                                          lam=0.1, initial_max_value=1.0,
                                          max_value=0.5)

@@ -3,10 +3,10 @@
 - `arguments`: the command-line arguments every experiment draws from
   (one table), `--quick` presets and the paper's settings as data.
 - `data`: MNIST and the CIFAR-10 subset from `../shared/data`.
-- `networks`: the papers' small networks, built through one activation
-  table, and the adapters to `keras_drelu.training.train` and
-  `retrofit.build_retrofit_model`.
-- `evaluation`: attack budgets from the arguments, and the evaluation call.
+- `networks`: the papers' small networks and retrofit models, built
+  through the library's tables of activations and placements.
+- `evaluation`: training, attack budgets from the arguments, and the
+  evaluation call.
 - `results`: tables, the "reduced from the paper" line, readings checked
   against their tables, `table.md`, `results.json` and figures.
 

@@ -14,9 +14,28 @@ import shlex
 import sys
 
 from common import data
-from common.adapters import model_spec
+from keras_drelu.layers import ACTIVATIONS
+from retrofit.placements import PLACEMENTS
 
 RESULTS = data.REPO / "docs" / "results"
+
+
+def model_spec(text):
+    """`ACTIVATION:PLACEMENT`, as a command-line argument, to a pair.
+
+    Example:
+
+    >>> model_spec("drelu:input")
+    ('drelu', 'input')
+    """
+    activation, _, placement = text.partition(":")
+    if activation not in ACTIVATIONS or placement not in PLACEMENTS:
+        raise argparse.ArgumentTypeError(
+            f"should be ACTIVATION:PLACEMENT with ACTIVATION in "
+            f"{sorted(ACTIVATIONS)} and PLACEMENT in {sorted(PLACEMENTS)}. "
+            f"Received: {text!r}"
+        )
+    return activation, placement
 
 
 def _number(convert, low, inclusive, what):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from common.adapters import train_model
+from keras_drelu.training import train
 from keras_drelu import max_values
 from keras_drelu.evaluation import build_attack
 from keras_drelu.evaluation import eps_sweep
@@ -99,6 +99,32 @@ def cap_summary(model):
             for name, caps in max_values(model).items()}
 
 
+def train_model(model, splits, *, epochs, seed, **recipe):
+    """Trains `model` on `splits.train`; returns the model and its result.
+
+    Early stopping and plateau halving watch `splits.validation` where the
+    splits have one, else the training loss.
+
+    Args:
+        model: A `keras.Model`, or a function building one (called after
+            seeding, so that the initial weights follow `seed`).
+        splits: A `DataSplits`.
+        epochs: Epochs of the recipe.
+        seed: Seed of the initial weights and the recipe's attacks.
+        **recipe: `recipe` and its arguments, as `keras_drelu.training.train`
+            takes them.
+
+    Returns:
+        `(model, result)`: the trained `keras.Model` and the
+        `TrainingResult` of `keras_drelu.training.train`.
+    """
+    result = train(
+        model, splits.train, splits.validation,
+        epochs=epochs, seed=seed, verbose=0, **recipe,
+    )
+    return result.model, result
+
+
 def train_and_evaluate(build, splits, x, y, args, radii):
     """Trains `build()` naturally, then evaluates it at each radius.
 
@@ -122,7 +148,7 @@ def train_and_evaluate(build, splits, x, y, args, radii):
     reports = {name: evaluate(model, x, y, args, eps=eps)
                for name, eps in radii.items()}
     return model, dict(
-        epochs_trained=len(history.epoch),
+        epochs_trained=len(history.epochs),
         final_val_accuracy=history.history["val_accuracy"][-1],
         caps=cap_summary(model),
         clean=next(iter(reports.values())).clean_accuracy,

@@ -9,9 +9,80 @@
 
 import keras
 
-from common.adapters import PLACEMENTS
-from common.adapters import SETTINGS
-from common.adapters import activation_layer
+from keras_drelu.layers import ACTIVATIONS
+from keras_drelu.layers import make_activation
+from retrofit.placements import PLACEMENTS
+from retrofit.placements import build_retrofit_model
+
+# Every setting an activation of `ACTIVATIONS` takes.
+SETTINGS = tuple(sorted({s for spec in ACTIVATIONS.values()
+                         for s in spec.settings}))
+
+
+def _taken(activation, settings):
+    """The `settings` that `activation` takes: one set of command-line
+    settings serves every activation."""
+    return {key: value for key, value in settings.items()
+            if key in ACTIVATIONS[activation].settings}
+
+
+def activation_layer(activation, name=None, **settings):
+    """`keras_drelu.make_activation`, ignoring settings it does not take.
+
+    Example:
+
+    >>> layer = activation_layer("srelu", max_value=0.1, lam=1.0)
+    >>> type(layer).__name__, layer.cap
+    ('SReLU', 0.1)
+
+    Args:
+        activation: A name of `keras_drelu.ACTIVATIONS`.
+        name: The layer's name. Defaults to `None`, Keras' choice.
+        **settings: Settings of the activations (`lam`,
+            `initial_max_value`, `max_value`).
+
+    Returns:
+        A `keras.layers.Layer`.
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"Argument `activation` should be one of {sorted(ACTIVATIONS)}. "
+            f"Received: activation={activation!r}"
+        )
+    return make_activation(activation, name=name,
+                           **_taken(activation, settings))
+
+
+def retrofit_model(backbone, activation, placement, *, image_shape, units,
+                   num_classes=10, **settings):
+    """`backbone` (random weights) retrofitted with `activation` at `placement`.
+
+    Example:
+
+    >>> model = retrofit_model("MobileNetV2", "drelu", "input",
+    ...                        image_shape=(32, 32, 3), units=8, lam=0.1,
+    ...                        initial_max_value=1.0)
+    >>> "input_drelu" in [layer.name for layer in model.layers]
+    True
+
+    Args:
+        backbone: A name of `retrofit.backbones.BACKBONES`.
+        activation: A name of `keras_drelu.ACTIVATIONS`.
+        placement: A name of `retrofit.placements.PLACEMENTS`.
+        image_shape: `(height, width, channels)` of the images.
+        units: Width of the dense layer before the logits.
+        num_classes: Number of classes. Defaults to `10`.
+        **settings: Settings of the activations; those `activation` does
+            not take are ignored.
+
+    Returns:
+        A `keras.Model` with logits as output.
+    """
+    return build_retrofit_model(
+        backbone, image_shape, num_classes, placement=placement,
+        activation=activation, units=units, weights=None,
+        **_taken(activation, settings),
+    )
 
 
 def dense_network(units, activations, *, input_shape=(28, 28, 1),
