@@ -6,9 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from sklearn.datasets import load_digits
 
-from keras_drelu import SReLU
 from keras_drelu.attacks import APGD
 from keras_drelu.attacks import APGDT
 from keras_drelu.attacks import BPDA
@@ -29,50 +27,20 @@ EPS = 0.1
 EPS_CAPPED = 0.2
 
 
-def _digits():
-    digits = load_digits()
-    x = (digits.images / 16.0).astype("float32")[..., None]
-    return x, digits.target.astype("int64")
-
-
-def _train(activation, name, epochs=25):
-    x, y = _digits()
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(64),
-            activation,
-            keras.layers.Dense(10),
-        ],
-        name=name,
-    )
-    model.compile(
-        "adam",
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    model.fit(x[:1400], y[:1400], epochs=epochs, batch_size=32, verbose=0)
-    return model
-
-
 @pytest.fixture(scope="module")
-def data():
-    x, y = _digits()
+def data(digits):
+    x, y = digits
     return x[1400:1600], y[1400:1600]
 
 
 @pytest.fixture(scope="module")
-def model():
-    """An undefended ReLU net on 8x8 digits, about 90% test accuracy."""
-    return _train(keras.layers.ReLU(), "digits_relu")
+def model(digits_relu):
+    return digits_relu
 
 
 @pytest.fixture(scope="module")
-def capped_model():
-    """The same net with SReLU(0.01): most input gradients are zero."""
-    return _train(SReLU(0.01), "digits_srelu")
+def capped_model(digits_srelu):
+    return digits_srelu
 
 
 def accuracy(model, x, y):
@@ -336,7 +304,7 @@ def test_bad_calls_raise_clear_errors(model, data):
         PGD("model", eps=0.1)
     with pytest.raises(TypeError, match="wraps an `Attack`"):
         BPDA(model)
-    with pytest.raises(ValueError, match="one integer label per input"):
+    with pytest.raises(ValueError, match="one integer class label per input"):
         FGSM(model, eps=0.1).generate(x[:4], y[:3])
     with pytest.raises(ValueError, match="within clip_values"):
         FGSM(model, eps=0.1).generate(x[:4] + 2.0, y[:4])

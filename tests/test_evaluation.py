@@ -7,7 +7,6 @@ import json
 import keras
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 
 from keras_drelu import DReLU
 from keras_drelu import SReLU
@@ -34,44 +33,20 @@ QUICK = {
 }
 
 
-def _train(activation, name):
-    digits = load_digits()
-    x = (digits.images / 16.0).astype("float32")[..., None]
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(64),
-            activation,
-            keras.layers.Dense(10),
-        ],
-        name=name,
-    )
-    model.compile(
-        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    )
-    model.fit(
-        x[:1400], digits.target[:1400], epochs=25, batch_size=32, verbose=0
-    )
-    return model
+@pytest.fixture(scope="module")
+def data(digits):
+    x, y = digits
+    return x[1400:1550], y[1400:1550]
 
 
 @pytest.fixture(scope="module")
-def data():
-    digits = load_digits()
-    x = (digits.images / 16.0).astype("float32")[..., None]
-    return x[1400:1550], digits.target[1400:1550]
+def model(digits_relu):
+    return digits_relu
 
 
 @pytest.fixture(scope="module")
-def model():
-    return _train(keras.layers.ReLU(), "digits_relu")
-
-
-@pytest.fixture(scope="module")
-def capped_model():
-    return _train(SReLU(0.01), "digits_srelu")
+def capped_model(digits_srelu):
+    return digits_srelu
 
 
 @pytest.fixture(scope="module")
@@ -384,11 +359,11 @@ def test_bad_arguments_raise_clear_errors(model, data, kwargs, error, message):
 
 def test_bad_inputs_raise_clear_errors(model, data):
     x, y = data
-    with pytest.raises(ValueError, match="integer labels"):
+    with pytest.raises(ValueError, match="integer class label"):
         evaluate_robustness(model, x[:4], y[:4].astype("float32"), eps=0.1)
     with pytest.raises(ValueError, match="within clip_values"):
         evaluate_robustness(model, x[:4] * 3, y[:4], eps=0.1)
-    with pytest.raises(ValueError, match="should not be empty"):
+    with pytest.raises(ValueError, match="non-empty batch"):
         evaluate_robustness(model, x[:0], y[:0], eps=0.1)
     with pytest.raises(ValueError, match="eps_values"):
         eps_sweep(model, x[:4], y[:4], [])
