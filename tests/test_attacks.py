@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_drelu.arguments import ArgumentTypeError
 from keras_drelu.attacks import APGD
 from keras_drelu.attacks import APGDT
 from keras_drelu.attacks import BPDA
@@ -289,11 +290,34 @@ def test_functional_pgd_signature_is_unchanged():
         (lambda m: Square(m, eps=0.1, p_init=1.5), "p_init=1.5"),
         (lambda m: CarliniWagnerL2(m, eps=1.0, norm="linf"), "norm='linf'"),
         (lambda m: CarliniWagnerL2(m, eps=1.0, confidence=-1), "confidence=-1"),
+        (lambda m: APGD(m, eps=0.1, momentum=0), "momentum=0"),
+        (lambda m: APGDT(m, eps=0.1, n_target_classes=0), "n_target_classes=0"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(model, make, message):
     with pytest.raises(
         ValueError, match=message.replace("(", r"\(").replace(")", r"\)")
+    ):
+        make(model)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda m: PGD(m, eps=True), "eps=True"),
+        (lambda m: PGD(m, eps=0.1, steps=True), "steps=True"),
+        (lambda m: PGD(m, eps=0.1, random_init=1), "random_init=1"),
+        (lambda m: PGD(m, eps=0.1, seed=True), "seed=True"),
+        (lambda m: PGD(m, eps=0.1, clip_values=(0, "1")), "clip_values=(0, '1')"),
+        (lambda m: APGD(m, eps=0.1, rho=False), "rho=False"),
+        (lambda m: Square(m, eps=0.1, n_queries=1.0), "n_queries=1.0"),
+        (lambda m: CarliniWagnerL2(m, eps=1.0, confidence=True), "confidence=True"),
+    ],
+)
+def test_arguments_of_the_wrong_type_raise_type_errors(model, make, message):
+    # Both a TypeError and a ValueError (`keras_drelu.arguments`).
+    with pytest.raises(
+        ArgumentTypeError, match=message.replace("(", r"\(").replace(")", r"\)")
     ):
         make(model)
 
