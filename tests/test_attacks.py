@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras_drelu.arguments import ArgumentTypeError
 from keras_drelu.attacks import APGD
 from keras_drelu.attacks import APGDT
+from keras_drelu.attacks import Attack
 from keras_drelu.attacks import BPDA
 from keras_drelu.attacks import FGSM
 from keras_drelu.attacks import PGD
@@ -255,6 +256,25 @@ def test_clone_keeps_settings(model, capped_model):
     assert wrapped.name == "BPDA(APGD-CE)"
     assert wrapped.threat_model == ("linf", EPS)
     assert wrapped.clone(capped_model).name == "BPDA(APGD-CE)"
+
+
+def test_each_attack_says_its_kind(model, capped_model):
+    kinds = {name: make(model).kind for name, make in attack_factories().items()}
+    assert kinds["FGSM"] == "single-step" and kinds["Square"] == "black-box"
+    assert {kinds[name] for name in ("PGD", "APGD-CE", "APGD-T", "CW-L2")} == {
+        "white-box"
+    }
+    pgd = PGD(capped_model, eps=EPS, steps=2)
+    assert (BPDA(pgd).kind, Transfer(pgd).kind) == ("adaptive", "transfer")
+
+    class Oracle(FGSM):
+        gradient_free = False
+
+    class Random(Attack):
+        gradient_free = True
+
+    assert Oracle(model, eps=EPS).kind == "single-step"
+    assert Random(model, eps=EPS).kind == "black-box"
 
 
 def test_functional_pgd_signature_is_unchanged():

@@ -43,7 +43,6 @@ from keras_drelu.evaluation.inputs import detect_outputs
 from keras_drelu.evaluation.report import assemble_report
 from keras_drelu.evaluation.suites import KIND_ORDER
 from keras_drelu.evaluation.suites import BuiltSuite
-from keras_drelu.evaluation.suites import attack_kind
 from keras_drelu.evaluation.suites import build_suite
 from keras_drelu.evaluation.suites import default_suite
 
@@ -373,6 +372,11 @@ def test_subclassed_capped_model_flags_missing_adaptive_attacks(data):
         ({"suite": ["PGD"]}, ValueError, "list of `Attack` instances"),
         ({"overrides": {"APGD": {}}}, ValueError, "unknown attack 'APGD'"),
         ({"batch_size": -2}, ValueError, "batch_size=-2"),
+        ({"n_examples": 0}, ValueError, "n_examples=0"),
+        ({"cascade": "yes"}, TypeError, "cascade='yes'"),
+        ({"checks_enabled": 1}, TypeError, "checks_enabled=1"),
+        ({"sweep_eps": [0.1, -1]}, ValueError, "sweep_eps=-1"),
+        ({"eps": None}, TypeError, "eps=None"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(model, data, kwargs, error, message):
@@ -544,8 +548,8 @@ def test_build_suite_orders_a_cascade_by_kind_and_notes_what_it_skips(
         "BPDA(APGD-CE)",
         "BPDA(APGD-T)",
     ]
-    assert [attack_kind(a) for a in built.attacks] == sorted(
-        (attack_kind(a) for a in built.attacks), key=KIND_ORDER.index
+    assert [a.kind for a in built.attacks] == sorted(
+        (a.kind for a in built.attacks), key=KIND_ORDER.index
     )
     custom = [Square(model, eps=0.1), FGSM(model, eps=0.1)]
     assert [

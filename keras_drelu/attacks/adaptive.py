@@ -92,6 +92,7 @@ class BPDA(_Wrapped):
     """
 
     prefix = "BPDA"
+    kind = "adaptive"
 
     def _surrogate(self, model):
         return with_gradient_mode(model, "bpda")
@@ -121,6 +122,7 @@ class Transfer(_Wrapped):
     """
 
     prefix = "Transfer"
+    kind = "transfer"
 
     def _surrogate(self, model):
         return uncapped_twin(model)

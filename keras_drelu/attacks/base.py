@@ -105,6 +105,17 @@ class Attack:
     gradient_free = False
     min_classes = 2
 
+    @property
+    def kind(self):
+        """What the attack knows of the model, for the evaluation's cascade.
+
+        `"white-box"` (iterative gradient attacks), `"single-step"`,
+        `"black-box"` (outputs only), `"transfer"` (gradients of a surrogate)
+        or `"adaptive"` (gradients adapted to the caps). Subclasses set it
+        as a class attribute; by default it follows `gradient_free`.
+        """
+        return "black-box" if self.gradient_free else "white-box"
+
     def __init__(
         self,
         model,

@@ -51,6 +51,7 @@ class Square(Attack):
 
     name = "Square"
     gradient_free = True
+    kind = "black-box"
 
     def __init__(self, model, *, eps, n_queries=5000, p_init=0.8, **kwargs):
         # Square-L2 is not written yet.

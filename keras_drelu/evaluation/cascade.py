@@ -14,7 +14,6 @@ import numpy as np
 import tensorflow as tf
 
 from keras_drelu.evaluation.report import AttackResult
-from keras_drelu.evaluation.suites import attack_kind
 
 
 def predictor(model, batch_size, input_shape):
@@ -230,7 +229,7 @@ class Cascade:
         accuracy = robust if self.cascade else result.clean_correct & ~broken
         row = AttackResult(
             name=attack.name,
-            kind=attack_kind(attack),
+            kind=attack.kind,
             norm=threat[0],
             eps=threat[1],
             accuracy=float(accuracy.mean()),

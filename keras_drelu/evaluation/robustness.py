@@ -10,6 +10,8 @@ import time
 
 from tqdm.auto import tqdm
 
+from keras_drelu.arguments import check_bool
+from keras_drelu.arguments import check_positive
 from keras_drelu.evaluation.cascade import predictor
 from keras_drelu.evaluation.cascade import run_cascade
 from keras_drelu.evaluation.checks import CHECKS
@@ -85,15 +87,13 @@ def evaluate_robustness(
     A `tf.data.Dataset` of `(image, label)` pairs works the same:
 
     >>> import tensorflow as tf
+    >>> from keras_drelu.attacks import FGSM
     >>> dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
     >>> report = evaluate_robustness(
-    ...     model, dataset, eps=0.1, n_examples=6, suite="paper",
-    ...     checks_enabled=False, verbose=False,
-    ...     overrides={"PGD": {"steps": 2}, "APGD-CE": {"steps": 2},
-    ...                "APGD-DLR": {"steps": 2}, "Square": {"n_queries": 5},
-    ...                "CW-L2": {"max_iterations": 2, "binary_search_steps": 1}})
-    >>> report.n_examples, report.clean_accuracy
-    (6, 1.0)
+    ...     model, dataset, eps=0.1, n_examples=6,
+    ...     suite=[FGSM(model, eps=0.1)], verbose=False)
+    >>> report.n_examples, list(report.accuracy)
+    (6, ['FGSM'])
 
     Args:
         model: A Keras classifier (logits or probabilities).
@@ -140,6 +140,10 @@ def evaluate_robustness(
         eps, norm, clip_values=clip_values, outputs=outputs,
         batch_size=batch_size, seed=seed,
     )
+    checks_enabled = check_bool("checks_enabled", checks_enabled)
+    checks = list(CHECKS) if checks_enabled else []
+    verbose = check_bool("verbose", verbose)
+    sweep_eps = [check_positive("sweep_eps", e) for e in sweep_eps or ()]
     x, y = evaluation_inputs(
         x, y, n_examples=n_examples, clip_values=settings.clip_values
     )
@@ -153,7 +157,6 @@ def evaluate_robustness(
         cascade=cascade,
     )
     predict = predictor(model, settings.batch_size, x.shape[1:])
-    checks = list(CHECKS) if checks_enabled else []
     steps = len(suite.attacks) + len(checks) + bool(sweep_eps)
     with tqdm(
         total=steps, desc="evaluate_robustness", disable=not verbose,

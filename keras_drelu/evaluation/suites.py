@@ -152,30 +152,10 @@ def build_attack(name, model, common, budgets=None, overrides=None):
     return cls(model, **arguments)
 
 
-# Cascade order: the strongest, most informed attacks first, so that an
-# input broken only by a later, weaker kind of attack is a warning sign.
+# Cascade order of the kinds of attack (`Attack.kind`): the strongest, most
+# informed attacks first, so that an input broken only by a later, weaker
+# kind of attack is a warning sign.
 KIND_ORDER = ("white-box", "single-step", "black-box", "transfer", "adaptive")
-
-
-def attack_kind(attack):
-    """One of `KIND_ORDER`: what the attack knows of the model.
-
-    Example:
-
-    >>> import keras
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> attack_kind(FGSM(model, eps=0.1)), attack_kind(BPDA(PGD(model, eps=0.1)))
-    ('single-step', 'adaptive')
-    """
-    if isinstance(attack, BPDA):
-        return "adaptive"
-    if isinstance(attack, Transfer):
-        return "transfer"
-    if attack.gradient_free:
-        return "black-box"
-    if isinstance(attack, FGSM):
-        return "single-step"
-    return "white-box"
 
 
 def contains_capped_relu(model):
@@ -228,7 +208,7 @@ def _suite_attacks(spec, model, common, overrides, n_classes, built):
         try:
             attack = build_attack(name, model, common, spec.budgets, overrides)
         except ValueError as error:
-            if "Square" in name and common["norm"] != "linf":
+            if "Square" in name and common.get("norm", "linf") != "linf":
                 built.notes.append(
                     f"{name} skipped: only its L-inf form exists."
                 )
@@ -300,5 +280,5 @@ def build_suite(
     if cascade is not None:
         built.cascade = check_bool("cascade", cascade)
     if built.cascade:
-        built.attacks.sort(key=lambda a: KIND_ORDER.index(attack_kind(a)))
+        built.attacks.sort(key=lambda a: KIND_ORDER.index(a.kind))
     return built
