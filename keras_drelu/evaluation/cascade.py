@@ -123,26 +123,37 @@ class CascadeResult:
     timings: dict
     notes: list
 
-    @property
-    def entries(self):
-        """`(result, broken)` for each attack of the evaluated threat model."""
+    def entries_under(self, threat_model):
+        """`(result, broken)` for each attack of `threat_model`."""
         return [
             (result, broken)
             for result, broken in zip(self.results, self.broken)
-            if (result.norm, result.eps) == self.threat_model
+            if (result.norm, result.eps) == tuple(threat_model)
         ]
+
+    def robust_under(self, threat_model):
+        """Per input: correct and broken by no attack of `threat_model`."""
+        robust = self.clean_correct.copy()
+        for _, broken in self.entries_under(threat_model):
+            robust &= ~broken
+        return robust
+
+    @property
+    def entries(self):
+        """`(result, broken)` for each attack of the evaluated threat model."""
+        return self.entries_under(self.threat_model)
 
     @property
     def robust(self):
         """Per input: correct and broken by no attack of the threat model."""
-        robust = self.clean_correct.copy()
-        for _, broken in self.entries:
-            robust &= ~broken
-        return robust
+        return self.robust_under(self.threat_model)
 
 
 class Cascade:
     """Runs attacks one at a time on the inputs `x`, keeping the books.
+
+    All its state is the `CascadeResult` (`result()`): which inputs each
+    attack broke is enough to know which inputs the next one runs on.
 
     Example:
 
@@ -189,36 +200,42 @@ class Cascade:
             timings={"clean": time.perf_counter() - start},
             notes=[],
         )
-        self._robust_by_threat = {}
 
     def targets(self, threat_model):
         """Indices of the inputs the next attack of `threat_model` runs on."""
-        correct = self._result.clean_correct
-        robust = self._robust_by_threat.get(threat_model, correct)
-        return np.flatnonzero(robust if self.cascade else correct)
+        if not self.cascade:
+            return np.flatnonzero(self._result.clean_correct)
+        return np.flatnonzero(self._result.robust_under(threat_model))
 
     def run_attack(self, attack):
         """Runs `attack` on `targets(...)`, records it and returns its row."""
-        x, y, result = self.x, self.y, self._result
-        threat = attack.threat_model
-        index = self.targets(threat)
+        index = self.targets(attack.threat_model)
+        adversarial, predictions, seconds = self.generate(attack, index)
+        return self._record(attack, index, adversarial, predictions, seconds)
+
+    def generate(self, attack, index):
+        """`attack`'s examples for the inputs `index`, checked and predicted.
+
+        Returns:
+            `(adversarial, predictions, seconds)`.
+        """
+        x, y = self.x[index], self.y[index]
         start = time.perf_counter()
-        adversarial = (
-            attack.generate(x[index], y[index]) if len(index) else x[index]
-        )
+        adversarial = attack.generate(x, y) if len(index) else x
         predictions = self.predict(adversarial)
         seconds = time.perf_counter() - start
         check_threat_model(
-            attack.name, x[index], adversarial, threat, self.clip_values
+            attack.name, x, adversarial, attack.threat_model, self.clip_values
         )
-        fooled = predictions != y[index]
-        broken = np.zeros(len(x), bool)
+        return adversarial, predictions, seconds
+
+    def _record(self, attack, index, adversarial, predictions, seconds):
+        result, threat = self._result, attack.threat_model
+        fooled = predictions != self.y[index]
+        broken = np.zeros(len(self.x), bool)
         broken[index[fooled]] = True
-        robust = self._robust_by_threat.get(threat, result.clean_correct)
-        robust = robust & ~broken
-        self._robust_by_threat[threat] = robust
         if threat == self.threat_model:
-            first = broken & (result.adv_pred == y)
+            first = broken & (result.adv_pred == self.y)
             result.x_adv[first] = adversarial[fooled & first[index]]
             result.adv_pred[first] = predictions[fooled & first[index]]
         else:
@@ -226,13 +243,17 @@ class Cascade:
                 f"{attack.name} uses another threat model ({threat[0]}, "
                 f"eps={threat[1]:g}); it is not part of the worst case."
             )
-        accuracy = robust if self.cascade else result.clean_correct & ~broken
+        before = (
+            result.robust_under(threat)
+            if self.cascade
+            else result.clean_correct
+        )
         row = AttackResult(
             name=attack.name,
             kind=attack.kind,
             norm=threat[0],
             eps=threat[1],
-            accuracy=float(accuracy.mean()),
+            accuracy=float((before & ~broken).mean()),
             attacked=len(index),
             broken=int(fooled.sum()),
             seconds=seconds,
