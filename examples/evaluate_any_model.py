@@ -1,11 +1,10 @@
 """Evaluate any Keras classifier's robustness from a `tf.data.Dataset`.
 
-Trains a small CNN on scikit-learn's bundled 8x8 digits for a few seconds
-(no download), then runs `evaluate_robustness` on the first test examples of
-a `tf.data.Dataset` and prints the report: the accuracy left after each
-attack, the worst case per input, and the flags that warn of gradient
-masking. Swap in your own model and dataset: inputs must lie in
-`clip_values` and the model may end in logits or a softmax.
+Trains a small CNN on scikit-learn's 8x8 digits for a few seconds (no
+download), runs `evaluate_robustness` on the first examples of a test
+`tf.data.Dataset` and prints the report: accuracy after each attack, the
+worst case per input and the flags that warn of gradient masking. Any
+classifier (logits or softmax) and dataset of inputs in [0, 1] will do.
 
     python examples/evaluate_any_model.py --n-examples 200 --eps 0.1
 """
