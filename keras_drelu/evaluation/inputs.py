@@ -220,13 +220,9 @@ def detect_outputs(model, x, settings):
         `"probabilities"`.
     """
     sample = model(x[: settings.batch_size], training=False)
-    outputs = settings.outputs
-    if outputs == "auto":
-        outputs = (
-            "probabilities"
-            if outputs_probabilities(model, sample)
-            else "logits"
+    if settings.outputs == "auto":
+        probabilities = outputs_probabilities(model, sample)
+        settings = dataclasses.replace(
+            settings, outputs="probabilities" if probabilities else "logits"
         )
-    return dataclasses.replace(settings, outputs=outputs), int(
-        sample.shape[-1]
-    )
+    return settings, int(sample.shape[-1])
