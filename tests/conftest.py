@@ -1,7 +1,8 @@
-"""Shared fixtures: locate ../shared/data, reset Keras between tests."""
+"""Shared fixtures: locate ../shared/data, reset Keras between tests, and
+the digits classifiers that several test files attack, trained once per run.
+"""
 
 import pathlib
-
 
 import pytest
 
@@ -57,3 +58,64 @@ def run_python():
         return result.stdout
 
     return run
+
+
+def _train_digits(activation, name):
+    import keras
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype("float32")[..., None]
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(64),
+            activation,
+            keras.layers.Dense(10),
+        ],
+        name=name,
+    )
+    model.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    model.fit(
+        x[:1400], digits.target[:1400], epochs=25, batch_size=32, verbose=0
+    )
+    return model
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's 8x8 digits in [0, 1]: `(x, y)`, 1797 images.
+
+    The digits classifiers train on the first 1400; tests use the rest.
+    """
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.images / 16.0).astype("float32")[..., None]
+    return x, data.target.astype("int64")
+
+
+@pytest.fixture(scope="session")
+def digits_relu():
+    """An undefended ReLU net on 8x8 digits, about 90% test accuracy.
+
+    Shared by the test files: do not train or modify it in a test.
+    """
+    import keras
+
+    return _train_digits(keras.layers.ReLU(), "digits_relu")
+
+
+@pytest.fixture(scope="session")
+def digits_srelu():
+    """The same net with SReLU(0.01): most input gradients are zero.
+
+    Shared by the test files: do not train or modify it in a test.
+    """
+    from keras_drelu import SReLU
+
+    return _train_digits(SReLU(0.01), "digits_srelu")

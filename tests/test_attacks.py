@@ -6,11 +6,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from sklearn.datasets import load_digits
 
-from keras_drelu import SReLU
+from keras_drelu.arguments import ArgumentTypeError
 from keras_drelu.attacks import APGD
 from keras_drelu.attacks import APGDT
+from keras_drelu.attacks import Attack
 from keras_drelu.attacks import BPDA
 from keras_drelu.attacks import FGSM
 from keras_drelu.attacks import PGD
@@ -29,50 +29,20 @@ EPS = 0.1
 EPS_CAPPED = 0.2
 
 
-def _digits():
-    digits = load_digits()
-    x = (digits.images / 16.0).astype("float32")[..., None]
-    return x, digits.target.astype("int64")
-
-
-def _train(activation, name, epochs=25):
-    x, y = _digits()
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(64),
-            activation,
-            keras.layers.Dense(10),
-        ],
-        name=name,
-    )
-    model.compile(
-        "adam",
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    model.fit(x[:1400], y[:1400], epochs=epochs, batch_size=32, verbose=0)
-    return model
-
-
 @pytest.fixture(scope="module")
-def data():
-    x, y = _digits()
+def data(digits):
+    x, y = digits
     return x[1400:1600], y[1400:1600]
 
 
 @pytest.fixture(scope="module")
-def model():
-    """An undefended ReLU net on 8x8 digits, about 90% test accuracy."""
-    return _train(keras.layers.ReLU(), "digits_relu")
+def model(digits_relu):
+    return digits_relu
 
 
 @pytest.fixture(scope="module")
-def capped_model():
-    """The same net with SReLU(0.01): most input gradients are zero."""
-    return _train(SReLU(0.01), "digits_srelu")
+def capped_model(digits_srelu):
+    return digits_srelu
 
 
 def accuracy(model, x, y):
@@ -288,6 +258,25 @@ def test_clone_keeps_settings(model, capped_model):
     assert wrapped.clone(capped_model).name == "BPDA(APGD-CE)"
 
 
+def test_each_attack_says_its_kind(model, capped_model):
+    kinds = {name: make(model).kind for name, make in attack_factories().items()}
+    assert kinds["FGSM"] == "single-step" and kinds["Square"] == "black-box"
+    assert {kinds[name] for name in ("PGD", "APGD-CE", "APGD-T", "CW-L2")} == {
+        "white-box"
+    }
+    pgd = PGD(capped_model, eps=EPS, steps=2)
+    assert (BPDA(pgd).kind, Transfer(pgd).kind) == ("adaptive", "transfer")
+
+    class Oracle(FGSM):
+        gradient_free = False
+
+    class Random(Attack):
+        gradient_free = True
+
+    assert Oracle(model, eps=EPS).kind == "single-step"
+    assert Random(model, eps=EPS).kind == "black-box"
+
+
 def test_functional_pgd_signature_is_unchanged():
     parameters = inspect.signature(projected_gradient_descent).parameters
     assert list(parameters) == [
@@ -321,11 +310,34 @@ def test_functional_pgd_signature_is_unchanged():
         (lambda m: Square(m, eps=0.1, p_init=1.5), "p_init=1.5"),
         (lambda m: CarliniWagnerL2(m, eps=1.0, norm="linf"), "norm='linf'"),
         (lambda m: CarliniWagnerL2(m, eps=1.0, confidence=-1), "confidence=-1"),
+        (lambda m: APGD(m, eps=0.1, momentum=0), "momentum=0"),
+        (lambda m: APGDT(m, eps=0.1, n_target_classes=0), "n_target_classes=0"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(model, make, message):
     with pytest.raises(
         ValueError, match=message.replace("(", r"\(").replace(")", r"\)")
+    ):
+        make(model)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda m: PGD(m, eps=True), "eps=True"),
+        (lambda m: PGD(m, eps=0.1, steps=True), "steps=True"),
+        (lambda m: PGD(m, eps=0.1, random_init=1), "random_init=1"),
+        (lambda m: PGD(m, eps=0.1, seed=True), "seed=True"),
+        (lambda m: PGD(m, eps=0.1, clip_values=(0, "1")), "clip_values=(0, '1')"),
+        (lambda m: APGD(m, eps=0.1, rho=False), "rho=False"),
+        (lambda m: Square(m, eps=0.1, n_queries=1.0), "n_queries=1.0"),
+        (lambda m: CarliniWagnerL2(m, eps=1.0, confidence=True), "confidence=True"),
+    ],
+)
+def test_arguments_of_the_wrong_type_raise_type_errors(model, make, message):
+    # Both a TypeError and a ValueError (`keras_drelu.arguments`).
+    with pytest.raises(
+        ArgumentTypeError, match=message.replace("(", r"\(").replace(")", r"\)")
     ):
         make(model)
 
@@ -336,7 +348,7 @@ def test_bad_calls_raise_clear_errors(model, data):
         PGD("model", eps=0.1)
     with pytest.raises(TypeError, match="wraps an `Attack`"):
         BPDA(model)
-    with pytest.raises(ValueError, match="one integer label per input"):
+    with pytest.raises(ValueError, match="one integer class label per input"):
         FGSM(model, eps=0.1).generate(x[:4], y[:3])
     with pytest.raises(ValueError, match="within clip_values"):
         FGSM(model, eps=0.1).generate(x[:4] + 2.0, y[:4])

@@ -1,17 +1,21 @@
 """Tests of keras_drelu.evaluation on small digit classifiers trained here."""
 
 import csv
+import dataclasses
+import importlib.util
 import io
 import json
 
 import keras
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
+import tensorflow as tf
+from conftest import REPO_ROOT
 
 from keras_drelu import DReLU
 from keras_drelu import SReLU
 from keras_drelu.attacks import FGSM
+from keras_drelu.attacks import Attack
 from keras_drelu.attacks import PGD
 from keras_drelu.attacks import Square
 from keras_drelu.evaluation import FLAG_DOCS
@@ -21,7 +25,26 @@ from keras_drelu.evaluation import build_attack
 from keras_drelu.evaluation import contains_capped_relu
 from keras_drelu.evaluation import eps_sweep
 from keras_drelu.evaluation import evaluate_robustness
+from keras_drelu.evaluation import evaluation_inputs
+from keras_drelu.evaluation import examples_from_dataset
+from keras_drelu.evaluation import run_cascade
+from keras_drelu.evaluation import run_checks
+from keras_drelu.evaluation.cascade import Cascade
+from keras_drelu.evaluation.cascade import CascadeResult
+from keras_drelu.evaluation.cascade import predictor
+from keras_drelu.evaluation.checks import CHECKS
+from keras_drelu.evaluation.checks import CheckContext
+from keras_drelu.evaluation.checks import CheckResults
+from keras_drelu.evaluation.checks import flag_attacks
+from keras_drelu.evaluation.checks import flag_not_adaptive
 from keras_drelu.evaluation.checks import flag_results
+from keras_drelu.evaluation.inputs import check_settings
+from keras_drelu.evaluation.inputs import detect_outputs
+from keras_drelu.evaluation.report import assemble_report
+from keras_drelu.evaluation.suites import KIND_ORDER
+from keras_drelu.evaluation.suites import BuiltSuite
+from keras_drelu.evaluation.suites import build_suite
+from keras_drelu.evaluation.suites import default_suite
 
 # Tiny budgets: these tests check the machinery, not the attacks' strength.
 QUICK = {
@@ -34,44 +57,20 @@ QUICK = {
 }
 
 
-def _train(activation, name):
-    digits = load_digits()
-    x = (digits.images / 16.0).astype("float32")[..., None]
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(64),
-            activation,
-            keras.layers.Dense(10),
-        ],
-        name=name,
-    )
-    model.compile(
-        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    )
-    model.fit(
-        x[:1400], digits.target[:1400], epochs=25, batch_size=32, verbose=0
-    )
-    return model
+@pytest.fixture(scope="module")
+def data(digits):
+    x, y = digits
+    return x[1400:1550], y[1400:1550]
 
 
 @pytest.fixture(scope="module")
-def data():
-    digits = load_digits()
-    x = (digits.images / 16.0).astype("float32")[..., None]
-    return x[1400:1550], digits.target[1400:1550]
+def model(digits_relu):
+    return digits_relu
 
 
 @pytest.fixture(scope="module")
-def model():
-    return _train(keras.layers.ReLU(), "digits_relu")
-
-
-@pytest.fixture(scope="module")
-def capped_model():
-    return _train(SReLU(0.01), "digits_srelu")
+def capped_model(digits_srelu):
+    return digits_srelu
 
 
 @pytest.fixture(scope="module")
@@ -373,6 +372,11 @@ def test_subclassed_capped_model_flags_missing_adaptive_attacks(data):
         ({"suite": ["PGD"]}, ValueError, "list of `Attack` instances"),
         ({"overrides": {"APGD": {}}}, ValueError, "unknown attack 'APGD'"),
         ({"batch_size": -2}, ValueError, "batch_size=-2"),
+        ({"n_examples": 0}, ValueError, "n_examples=0"),
+        ({"cascade": "yes"}, TypeError, "cascade='yes'"),
+        ({"checks_enabled": 1}, TypeError, "checks_enabled=1"),
+        ({"sweep_eps": [0.1, -1]}, ValueError, "sweep_eps=-1"),
+        ({"eps": None}, TypeError, "eps=None"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(model, data, kwargs, error, message):
@@ -384,11 +388,11 @@ def test_bad_arguments_raise_clear_errors(model, data, kwargs, error, message):
 
 def test_bad_inputs_raise_clear_errors(model, data):
     x, y = data
-    with pytest.raises(ValueError, match="integer labels"):
+    with pytest.raises(ValueError, match="integer class label"):
         evaluate_robustness(model, x[:4], y[:4].astype("float32"), eps=0.1)
     with pytest.raises(ValueError, match="within clip_values"):
         evaluate_robustness(model, x[:4] * 3, y[:4], eps=0.1)
-    with pytest.raises(ValueError, match="should not be empty"):
+    with pytest.raises(ValueError, match="non-empty batch"):
         evaluate_robustness(model, x[:0], y[:0], eps=0.1)
     with pytest.raises(ValueError, match="eps_values"):
         eps_sweep(model, x[:4], y[:4], [])
@@ -422,3 +426,325 @@ def test_attacks_needing_more_classes_are_skipped_with_a_note(data):
     )
     assert list(report.accuracy) == ["APGD-CE", "Square"]
     assert any("APGD-T skipped" in note for note in report.notes)
+
+
+# The steps of `evaluate_robustness`, each on its own.
+
+
+def test_dataset_input_gives_the_same_report_as_arrays(model, data):
+    x, y = data
+    arrays = evaluate_robustness(
+        model, x[:40], y[:40], eps=0.1, overrides=QUICK, verbose=False,
+        checks_enabled=False,
+    )
+    batched = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    unbatched = tf.data.Dataset.from_tensor_slices((x, y)).repeat()
+    for dataset in (batched, unbatched):
+        report = evaluate_robustness(
+            model, dataset, eps=0.1, n_examples=40, overrides=QUICK,
+            verbose=False, checks_enabled=False,
+        )
+        assert report.n_examples == 40
+        np.testing.assert_array_equal(report.x, x[:40])
+        np.testing.assert_array_equal(report.y, y[:40])
+        assert report.accuracy == arrays.accuracy
+        assert report.worst_case_accuracy == arrays.worst_case_accuracy
+
+
+def test_evaluation_inputs_take_the_first_examples():
+    x = np.linspace(0, 1, 10 * 4, dtype="float32").reshape(10, 4)
+    y = np.arange(10)
+    xs, ys = evaluation_inputs(x, y, n_examples=3)
+    np.testing.assert_array_equal(xs, x[:3])
+    assert ys.dtype == np.int64 and ys.tolist() == [0, 1, 2]
+    # A dataset shorter than `n_examples` gives what it has.
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    xs, ys = evaluation_inputs(dataset, n_examples=50)
+    np.testing.assert_array_equal(xs, x)
+    assert examples_from_dataset(dataset.unbatch())[1].tolist() == list(y)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda x, y, ds: evaluation_inputs(ds, y), "`y` should be None"),
+        (lambda x, y, ds: evaluation_inputs(x), "`y` is needed"),
+        (
+            lambda x, y, ds: evaluation_inputs(ds.repeat()),
+            "`n_examples` is needed for an infinite dataset",
+        ),
+        (
+            lambda x, y, ds: evaluation_inputs(x, y, n_examples=0),
+            "n_examples=0",
+        ),
+        (
+            lambda x, y, ds: evaluation_inputs(x, y, n_examples=True),
+            "n_examples=True",
+        ),
+        (
+            lambda x, y, ds: evaluation_inputs(ds.map(lambda a, b: a)),
+            "`\\(image, label\\)` pairs",
+        ),
+        (
+            lambda x, y, ds: evaluation_inputs(
+                ds.map(lambda a, b: (a, tf.one_hot(b, 10)))
+            ),
+            "labels of shape \\(None, 10\\)",
+        ),
+        (
+            lambda x, y, ds: evaluation_inputs(ds.take(0)),
+            "empty dataset",
+        ),
+        (
+            lambda x, y, ds: evaluation_inputs(x * 3, y),
+            "within clip_values",
+        ),
+    ],
+)
+def test_evaluation_inputs_reject_bad_input(make, message):
+    x = np.full((6, 4), 0.5, "float32")
+    y = np.arange(6)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    with pytest.raises(ValueError, match=message):
+        make(x, y, dataset)
+
+
+def test_check_settings_and_detect_outputs(model, data):
+    x, _ = data
+    settings = check_settings(0.1, "l2", clip_values=[0, 1], seed=None)
+    assert settings.threat_model == ("l2", 0.1)
+    assert settings.attack_arguments() == {
+        "eps": 0.1,
+        "norm": "l2",
+        "clip_values": (0.0, 1.0),
+        "outputs": "auto",
+        "batch_size": 256,
+        "seed": None,
+    }
+    resolved, n_classes = detect_outputs(model, x, settings)
+    assert (resolved.outputs, n_classes) == ("logits", 10)
+    softmax = keras.Sequential(
+        [keras.Input((8, 8, 1)), model, keras.layers.Softmax()]
+    )
+    assert detect_outputs(softmax, x, settings)[0].outputs == "probabilities"
+    forced = dataclasses.replace(settings, outputs="logits")
+    assert detect_outputs(softmax, x, forced)[0].outputs == "logits"
+    for bad in ({"batch_size": 2.0}, {"seed": True}, {"outputs": "scores"}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))}="):
+            check_settings(0.1, **bad)
+
+
+def test_build_suite_orders_a_cascade_by_kind_and_notes_what_it_skips(
+    model, capped_model
+):
+    common = {"eps": 0.1, "norm": "linf", "seed": 0}
+    built = build_suite("adaptive", capped_model, common, n_classes=10)
+    assert built.name == "adaptive" and built.cascade
+    assert [a.name for a in built.attacks] == [
+        "APGD-CE",
+        "APGD-T",
+        "Square",
+        "Transfer(APGD-CE)",
+        "BPDA(APGD-CE)",
+        "BPDA(APGD-T)",
+    ]
+    assert [a.kind for a in built.attacks] == sorted(
+        (a.kind for a in built.attacks), key=KIND_ORDER.index
+    )
+    custom = [Square(model, eps=0.1), FGSM(model, eps=0.1)]
+    assert [
+        a.name for a in build_suite(custom, model, common, n_classes=10).attacks
+    ] == ["FGSM", "Square"]
+    kept = build_suite(custom, model, common, n_classes=10, cascade=False)
+    assert not kept.cascade and [a.name for a in kept.attacks] == [
+        "Square",
+        "FGSM",
+    ]
+    l2 = build_suite(
+        "standard", model, common | {"norm": "l2"}, n_classes=3
+    )
+    assert [a.name for a in l2.attacks] == ["APGD-CE"]
+    assert l2.notes == [
+        "APGD-T skipped: it needs at least 4 classes and the model has 3.",
+        "Square skipped: only its L-inf form exists.",
+    ]
+    with pytest.raises(ValueError, match="cascade=1"):
+        build_suite("standard", model, common, n_classes=10, cascade=1)
+    assert default_suite(capped_model) == "adaptive"
+    assert default_suite(model) == "standard"
+
+
+class _Shift(Attack):
+    """Moves every input by `-shift`: a known answer for the cascade."""
+
+    def __init__(self, model, *, eps, shift, name):
+        super().__init__(model, eps=eps)
+        self.shift, self.name = shift, name
+
+    def generate(self, x, y):
+        return np.clip(x - self.shift, 0.0, 1.0).astype("float32")
+
+
+def _threshold_model():
+    """Class 0 exactly when the single input is above 0.5 (ties: class 0)."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2)])
+    model.set_weights(
+        [np.array([[1.0, -1.0]], "float32"), np.array([-0.5, 0.5], "float32")]
+    )
+    return model
+
+
+def test_cascade_keeps_the_books_per_input():
+    model = _threshold_model()
+    x = np.array([[0.9], [0.8], [0.7], [0.2]], "float32")
+    y = np.zeros(4, "int64")
+    predict = predictor(model, 2, (1,))
+
+    def attacks():
+        return [
+            _Shift(model, eps=0.5, shift=0.3, name="A"),  # breaks 0.7
+            _Shift(model, eps=0.5, shift=0.35, name="B"),  # breaks 0.8, 0.7
+            _Shift(model, eps=0.45, shift=0.45, name="C"),  # breaks all three
+        ]
+
+    result = run_cascade(
+        attacks(), x, y, predict, threat_model=("linf", 0.5),
+        clip_values=(0.0, 1.0),
+    )
+    assert result.clean_correct.tolist() == [True, True, True, False]
+    a, b, c = result.results
+    assert (a.attacked, a.broken, a.accuracy) == (3, 1, 0.5)
+    assert (b.attacked, b.broken, b.accuracy) == (2, 1, 0.25)
+    # C has its own threat model: it attacks every correct input and is
+    # left out of the worst case.
+    assert (c.attacked, c.broken, c.accuracy) == (3, 3, 0.0)
+    assert [r for r, _ in result.entries] == [a, b]
+    assert result.robust.tolist() == [True, False, False, False]
+    np.testing.assert_allclose(result.x_adv[:, 0], [0.9, 0.45, 0.4, 0.2])
+    assert result.adv_pred.tolist() == [0, 1, 1, 1]
+    assert result.notes == [
+        "C uses another threat model (linf, eps=0.45); it is not part of the "
+        "worst case."
+    ]
+    assert list(result.timings) == ["clean", "A", "B", "C"]
+    # Without a cascade each attack runs on every correct input; the first
+    # adversarial example found is still the one kept.
+    independent = run_cascade(
+        attacks(), x, y, predict, threat_model=("linf", 0.5),
+        clip_values=(0.0, 1.0), cascade=False,
+    )
+    a, b, _ = independent.results
+    assert (a.accuracy, b.attacked, b.broken, b.accuracy) == (
+        0.5, 3, 2, 0.25
+    )
+    np.testing.assert_allclose(independent.x_adv[2], [0.4])
+
+
+def test_cascade_stops_an_attack_that_leaves_its_threat_model():
+    model = _threshold_model()
+    x = np.array([[0.9]], "float32")
+    cascade = Cascade(
+        x, np.zeros(1, "int64"), predictor(model, 1, (1,)),
+        threat_model=("linf", 0.1), clip_values=(0.0, 1.0),
+    )
+    with pytest.raises(RuntimeError, match="Attack far left its threat"):
+        cascade.run_attack(_Shift(model, eps=0.1, shift=0.5, name="far"))
+
+
+def test_run_checks_measures_each_check_of_the_table():
+    # An input-blind model: always class 1, input gradient exactly zero.
+    blind = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Rescaling(0.0), keras.layers.Dense(3)]
+    )
+    blind.layers[-1].set_weights(
+        [np.ones((4, 3), "float32"), np.array([0.0, 1.0, 0.0], "float32")]
+    )
+    x = np.random.default_rng(0).uniform(size=(20, 4)).astype("float32")
+    y = np.ones(20, "int64")
+    context = CheckContext(
+        blind, x, y, n_examples=40, n_classes=3,
+        settings=check_settings(0.1, outputs="logits"),
+        predict=predictor(blind, 20, (4,)),
+    )
+    checked = run_checks(context, ["zero-gradient check"])
+    assert checked.values == {"zero_gradient_share": 1.0}
+    assert [f.code for f in checked.flags] == ["zero-gradients"]
+    assert list(checked.timings) == ["zero-gradient check"]
+    checked = run_checks(context)
+    assert list(checked.values) == [field for field, _ in CHECKS.values()]
+    # No radius moves a blind model: the 20 correct inputs of 40 stay so.
+    assert checked.values["large_eps_accuracy"] == 0.5
+    assert [f.code for f in checked.flags] == [
+        "zero-gradients",
+        "large-eps-not-broken",
+    ]
+    with pytest.raises(ValueError, match="checks='bogus'"):
+        run_checks(context, ["bogus"])
+
+
+def test_flag_attacks_adds_not_adaptive_for_capped_models():
+    correct = np.ones(4, bool)
+    white = AttackResult("PGD", "white-box", "linf", 0.1, 0.5, 4, 2, 0.0)
+    run = CascadeResult(
+        threat_model=("linf", 0.1), cascade=True, clean_pred=np.zeros(4),
+        clean_correct=correct, results=[white],
+        broken=[np.array([True, True, False, False])], x_adv=None,
+        adv_pred=None, timings={}, notes=[],
+    )
+    assert flag_attacks(run, capped=False) == []
+    assert [f.code for f in flag_attacks(run, capped=True)] == [
+        "not-adaptive"
+    ]
+    adaptive = AttackResult("BPDA(PGD)", "adaptive", "linf", 0.1, 0.5, 2, 0, 0)
+    assert flag_not_adaptive(True, [(adaptive, np.zeros(4, bool))]) == []
+
+
+def test_assemble_report_puts_each_step_in_its_place():
+    x = np.zeros((4, 1), "float32")
+    y = np.zeros(4, "int64")
+    rows = [
+        AttackResult("PGD", "white-box", "linf", 0.1, 0.5, 3, 1, 1.0),
+        AttackResult("CW-L2", "white-box", "l2", 18.0, 0.25, 3, 2, 2.0),
+    ]
+    run = CascadeResult(
+        threat_model=("linf", 0.1), cascade=False,
+        clean_pred=np.array([0, 0, 0, 1]),
+        clean_correct=np.array([True, True, True, False]), results=rows,
+        broken=[np.array([True, False, False, False]),
+                np.array([False, True, True, False])],
+        x_adv=x + 0.1, adv_pred=np.array([1, 0, 0, 1]),
+        timings={"clean": 0.5, "PGD": 1.0, "CW-L2": 2.0},
+        notes=["CW-L2 uses another threat model"],
+    )
+    suite = BuiltSuite("paper", [], False, notes=["Square skipped"])
+    checks = CheckResults(
+        values={"zero_gradient_share": 0.25}, flags=[],
+        timings={"zero-gradient check": 3.0},
+    )
+    report = assemble_report(
+        model_name="m", suite=suite, settings=check_settings(0.1), x=x, y=y,
+        run=run, checks=checks, flags=["f"], timings={"eps sweep": 4.0},
+    )
+    assert report.suite == "paper" and not report.cascade
+    assert report.clean_accuracy == 0.75
+    # Only the L-inf attack counts towards the worst case.
+    assert report.robust.tolist() == [False, True, True, False]
+    assert report.worst_case_accuracy == 0.5
+    assert report.accuracy == {"PGD": 0.5, "CW-L2": 0.25}
+    assert report.notes == ["Square skipped", "CW-L2 uses another threat model"]
+    assert list(report.timings) == [
+        "clean", "PGD", "CW-L2", "zero-gradient check", "eps sweep"
+    ]
+    assert report.zero_gradient_share == 0.25
+    assert report.large_eps_accuracy is None and report.flags == ["f"]
+
+
+def test_evaluate_any_model_example_runs(capsys):
+    path = REPO_ROOT / "examples" / "evaluate_any_model.py"
+    spec = importlib.util.spec_from_file_location("evaluate_any_model", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    report = script.main(["--quick", "--n-examples", "40", "--epochs", "3"])
+    assert report.n_examples == 40 and report.suite == "standard"
+    assert report.worst_case_accuracy < report.clean_accuracy
+    assert "## Robustness of `digits_cnn`" in capsys.readouterr().out

@@ -6,6 +6,7 @@ Athalye et al., 2018). These wrappers run any gradient attack where the cap
 cannot hide the gradient.
 """
 
+from keras_drelu.arguments import ArgumentTypeError
 from keras_drelu.attacks.base import Attack
 from keras_drelu.transforms import uncapped_twin
 from keras_drelu.transforms import with_gradient_mode
@@ -18,7 +19,7 @@ class _Wrapped(Attack):
 
     def __init__(self, attack):
         if not isinstance(attack, Attack):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{type(self).__name__} wraps an `Attack` instance. Received: "
                 f"attack={attack!r}"
             )
@@ -91,6 +92,7 @@ class BPDA(_Wrapped):
     """
 
     prefix = "BPDA"
+    kind = "adaptive"
 
     def _surrogate(self, model):
         return with_gradient_mode(model, "bpda")
@@ -120,6 +122,7 @@ class Transfer(_Wrapped):
     """
 
     prefix = "Transfer"
+    kind = "transfer"
 
     def _surrogate(self, model):
         return uncapped_twin(model)

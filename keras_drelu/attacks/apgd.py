@@ -4,8 +4,10 @@ import itertools
 
 import tensorflow as tf
 
+from keras_drelu.arguments import check_choice
+from keras_drelu.arguments import check_number
+from keras_drelu.arguments import check_positive
 from keras_drelu.attacks.base import Attack
-from keras_drelu.attacks.base import check_positive
 from keras_drelu.attacks.base import compile_per_instance
 from keras_drelu.attacks.losses import cross_entropy
 from keras_drelu.attacks.losses import dlr
@@ -97,15 +99,13 @@ class APGD(Attack):
         **kwargs,
     ):
         super().__init__(model, eps=eps, **kwargs)
-        if loss not in LOSSES:
-            raise ValueError(
-                f"Argument `loss` should be one of {LOSSES}. Received: loss={loss!r}"
-            )
-        self.loss = loss
+        self.loss = check_choice("loss", loss, LOSSES)
         self.steps = check_positive("steps", steps, integer=True)
         self.restarts = check_positive("restarts", restarts, integer=True)
-        self.rho = _check_fraction("rho", rho)
-        self.momentum = _check_fraction("momentum", momentum)
+        self.rho = check_number("rho", rho, low=0, high=1, closed="right")
+        self.momentum = check_number(
+            "momentum", momentum, low=0, high=1, closed="right"
+        )
         self._rng = (
             tf.random.Generator.from_non_deterministic_state()
             if self.seed is None
@@ -347,11 +347,3 @@ class APGDT(APGD):
         )
         order = tf.argsort(logits, axis=1, direction="DESCENDING")
         return tf.transpose(order[:, 1 : n + 1])
-
-
-def _check_fraction(name, value):
-    if isinstance(value, bool) or not 0.0 < value <= 1.0:
-        raise ValueError(
-            f"Argument `{name}` should be in (0, 1]. Received: {name}={value!r}"
-        )
-    return float(value)

@@ -1,50 +1,58 @@
 """The `Attack` base class: a uniform constructor and batched `generate`."""
 
 import functools
-import numbers
+import math
 
 import numpy as np
 import tensorflow as tf
+
+from keras_drelu.arguments import ArgumentTypeError
+from keras_drelu.arguments import check_choice
+from keras_drelu.arguments import check_inputs_and_labels
+from keras_drelu.arguments import check_number
+from keras_drelu.arguments import check_positive
+from keras_drelu.arguments import check_seed
+from keras_drelu.outputs import outputs_probabilities
 
 NORMS = ("linf", "l2")
 OUTPUTS = ("auto", "logits", "probabilities")
 
 
-def check_positive(name, value, integer=False):
-    """Returns `value` if it is a positive number (an int if `integer`)."""
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        article = "a positive int" if integer else "a positive number"
-        raise ValueError(
-            f"Argument `{name}` should be {article}. Received: {name}={value!r}"
-        )
-    return int(value) if integer else float(value)
+def check_clip_values(clip_values):
+    """Returns `clip_values` as a pair of floats `(low, high)`, low < high.
 
+    Example:
 
-def _check_clip_values(clip_values):
+    >>> check_clip_values([0, 255])
+    (0.0, 255.0)
+    >>> check_clip_values((1, 0))
+    Traceback (most recent call last):
+    ...
+    ValueError: Argument `clip_values` should be a pair `(low, high)` of numbers with low < high. Received: clip_values=(1, 0)
+    """
+    what = (
+        "Argument `clip_values` should be a pair `(low, high)` of numbers "
+        f"with low < high. Received: clip_values={clip_values!r}"
+    )
     try:
-        low, high = (float(v) for v in clip_values)
+        low, high = clip_values
+        low = check_number("clip_values[0]", low)
+        high = check_number("clip_values[1]", high)
     except (TypeError, ValueError) as error:
-        raise ValueError(
-            "Argument `clip_values` should be a pair `(low, high)` of numbers. "
-            f"Received: clip_values={clip_values!r}"
-        ) from error
+        raise ArgumentTypeError(what) from error
     if not low < high:
-        raise ValueError(
-            "Argument `clip_values` should satisfy low < high. Received: "
-            f"clip_values={clip_values!r}"
-        )
+        raise ValueError(what)
     return low, high
 
 
-def looks_like_probabilities(outputs):
-    """Whether every row of `outputs` is non-negative and sums to one."""
-    outputs = np.asarray(outputs)
-    return bool(
-        outputs.ndim == 2
-        and np.all(outputs >= 0.0)
-        and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3)
-    )
+def check_within(x, clip_values):
+    """Raises unless every entry of the array `x` lies within `clip_values`."""
+    low, high = clip_values
+    if x.size and (x.min() < low - 1e-6 or x.max() > high + 1e-6):
+        raise ValueError(
+            f"Inputs should lie within clip_values={tuple(clip_values)}. "
+            f"Received: x in [{x.min()}, {x.max()}]"
+        )
 
 
 def compile_per_instance(method):
@@ -85,15 +93,28 @@ class Attack:
         clip_values: `(low, high)` range of valid inputs. Defaults to
             `(0.0, 1.0)`.
         outputs: `"logits"`, `"probabilities"` or `"auto"`, which decides
-            from the first batch (rows that are non-negative and sum to one
-            are probabilities). Defaults to `"auto"`.
+            with `keras_drelu.outputs.outputs_probabilities` (a final
+            softmax, else rows of the first batch that are non-negative and
+            sum to one). Defaults to `"auto"`.
         batch_size: Number of inputs attacked at once. Defaults to `256`.
-        seed: Optional int seed of the attack's randomness.
+        seed: Optional int seed of the attack's randomness. Defaults to
+            `None`.
     """
 
     name = "Attack"
     gradient_free = False
     min_classes = 2
+
+    @property
+    def kind(self):
+        """What the attack knows of the model, for the evaluation's cascade.
+
+        `"white-box"` (iterative gradient attacks), `"single-step"`,
+        `"black-box"` (outputs only), `"transfer"` (gradients of a surrogate)
+        or `"adaptive"` (gradients adapted to the caps). Subclasses set it
+        as a class attribute; by default it follows `gradient_free`.
+        """
+        return "black-box" if self.gradient_free else "white-box"
 
     def __init__(
         self,
@@ -107,33 +128,19 @@ class Attack:
         seed=None,
     ):
         if not callable(model):
-            raise TypeError(
+            raise ArgumentTypeError(
                 "Argument `model` should be a callable Keras model. Received: "
                 f"model={model!r}"
             )
-        if norm not in NORMS:
-            raise ValueError(
-                f"Argument `norm` should be one of {NORMS}. Received: "
-                f"norm={norm!r}"
-            )
-        if outputs not in OUTPUTS:
-            raise ValueError(
-                f"Argument `outputs` should be one of {OUTPUTS}. Received: "
-                f"outputs={outputs!r}"
-            )
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-        ):
-            raise ValueError(
-                f"Argument `seed` should be an int or None. Received: seed={seed!r}"
-            )
         self.model = model
-        self.eps = check_positive("eps", eps)
-        self.norm = norm
-        self.clip_values = _check_clip_values(clip_values)
-        self.outputs = outputs
+        # An unbounded ball is a threat model too: CW-L2 with eps=inf keeps
+        # its smallest perturbation whole.
+        self.eps = eps if eps == math.inf else check_positive("eps", eps)
+        self.norm = check_choice("norm", norm, NORMS)
+        self.clip_values = check_clip_values(clip_values)
+        self.outputs = check_choice("outputs", outputs, OUTPUTS)
         self.batch_size = check_positive("batch_size", batch_size, integer=True)
-        self.seed = seed
+        self.seed = check_seed("seed", seed)
         self._compiled = compile_per_instance(self._attack_batch)
 
     def get_config(self):
@@ -172,7 +179,7 @@ class Attack:
             sample = self.model(x[: self.batch_size], training=False)
             self.outputs = (
                 "probabilities"
-                if looks_like_probabilities(np.asarray(sample))
+                if outputs_probabilities(self.model, sample)
                 else "logits"
             )
 
@@ -188,20 +195,10 @@ class Attack:
             the clean row in `norm` and within `clip_values`.
         """
         x = np.asarray(x, dtype="float32")
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(x):
-            raise ValueError(
-                "Argument `y` should hold one integer label per input. "
-                f"Received: y.shape={y.shape} for x.shape={x.shape}"
-            )
-        low, high = self.clip_values
-        if x.size and (x.min() < low - 1e-6 or x.max() > high + 1e-6):
-            raise ValueError(
-                f"Inputs should lie within clip_values={self.clip_values}. "
-                f"Received: x in [{x.min()}, {x.max()}]"
-            )
         if not len(x):
             return x.copy()
+        x, y = check_inputs_and_labels(x, y)
+        check_within(x, self.clip_values)
         self._resolve_outputs(x)
         y = y.astype("int32")
         batches = [

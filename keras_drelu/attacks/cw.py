@@ -5,8 +5,10 @@ import types
 
 import tensorflow as tf
 
+from keras_drelu.arguments import check_choice
+from keras_drelu.arguments import check_non_negative
+from keras_drelu.arguments import check_positive
 from keras_drelu.attacks.base import Attack
-from keras_drelu.attacks.base import check_positive
 from keras_drelu.attacks.losses import margin
 from keras_drelu.attacks.pgd import _expand_like
 from keras_drelu.attacks.pgd import project
@@ -78,18 +80,10 @@ class CarliniWagnerL2(Attack):
         initial_const=0.01,
         **kwargs,
     ):
-        if kwargs.setdefault("norm", "l2") != "l2":
-            raise ValueError(
-                "CW-L2 is an L2 attack: `norm` should be 'l2'. Received: "
-                f"norm={kwargs['norm']!r}"
-            )
+        # CW-L2 minimises an L2 distance; no other norm has a meaning here.
+        check_choice("norm", kwargs.setdefault("norm", "l2"), ("l2",))
         super().__init__(model, eps=eps, **kwargs)
-        if isinstance(confidence, bool) or not confidence >= 0:
-            raise ValueError(
-                "Argument `confidence` should be a non-negative number. "
-                f"Received: confidence={confidence!r}"
-            )
-        self.confidence = float(confidence)
+        self.confidence = check_non_negative("confidence", confidence)
         self.learning_rate = check_positive("learning_rate", learning_rate)
         self.binary_search_steps = check_positive(
             "binary_search_steps", binary_search_steps, integer=True

@@ -34,6 +34,7 @@ class FGSM(Attack):
     """
 
     name = "FGSM"
+    kind = "single-step"
 
     def _attack_batch(self, x, y):
         low, high = self.clip_values

@@ -8,18 +8,16 @@ offers a Keras 3 attack that compiles into a `tf.function`.
 
 import tensorflow as tf
 
+from keras_drelu.arguments import check_bool
+from keras_drelu.arguments import check_choice
+from keras_drelu.arguments import check_positive
 from keras_drelu.attacks.base import NORMS
 from keras_drelu.attacks.base import Attack
-from keras_drelu.attacks.base import check_positive
 from keras_drelu.attacks.losses import cross_entropy
 
 
 def _check_norm(norm):
-    if norm not in NORMS:
-        raise ValueError(
-            f"Argument `norm` should be one of {NORMS}. Received: norm={norm!r}"
-        )
-    return norm
+    return check_choice("norm", norm, NORMS)
 
 
 def _per_example_l2(t):
@@ -172,7 +170,7 @@ class PGD(Attack):
             else check_positive("step_size", step_size)
         )
         self.restarts = check_positive("restarts", restarts, integer=True)
-        self.random_init = bool(random_init)
+        self.random_init = check_bool("random_init", random_init)
 
     def get_config(self):
         config = super().get_config()

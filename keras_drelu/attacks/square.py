@@ -2,8 +2,10 @@
 
 import tensorflow as tf
 
+from keras_drelu.arguments import check_choice
+from keras_drelu.arguments import check_number
+from keras_drelu.arguments import check_positive
 from keras_drelu.attacks.base import Attack
-from keras_drelu.attacks.base import check_positive
 from keras_drelu.attacks.losses import margin
 from keras_drelu.attacks.pgd import _expand_like
 
@@ -49,20 +51,16 @@ class Square(Attack):
 
     name = "Square"
     gradient_free = True
+    kind = "black-box"
 
     def __init__(self, model, *, eps, n_queries=5000, p_init=0.8, **kwargs):
-        if kwargs.get("norm", "linf") != "linf":
-            raise ValueError(
-                "Square is implemented for norm='linf' only. Received: "
-                f"norm={kwargs['norm']!r}"
-            )
+        # Square-L2 is not written yet.
+        check_choice("norm", kwargs.get("norm", "linf"), ("linf",))
         super().__init__(model, eps=eps, **kwargs)
         self.n_queries = check_positive("n_queries", n_queries, integer=True)
-        self.p_init = check_positive("p_init", p_init)
-        if self.p_init > 1.0:
-            raise ValueError(
-                f"Argument `p_init` should be in (0, 1]. Received: p_init={p_init!r}"
-            )
+        self.p_init = check_number(
+            "p_init", p_init, low=0, high=1, closed="right"
+        )
         self._rng = (
             tf.random.Generator.from_non_deterministic_state()
             if self.seed is None

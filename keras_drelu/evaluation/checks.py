@@ -1,17 +1,25 @@
 """AutoAttack-style checks that tell real robustness from gradient masking.
 
-Each check returns `Flag`s; `FLAG_DOCS` explains every flag code, as
-AutoAttack's `flags_doc.md` does.
+Two kinds, as in AutoAttack's `checks.py`: checks that measure something on
+the model (`CHECKS`, each one call on a `CheckContext`, run by `run_checks`),
+and rules over the attacks' results (`flag_results`, `flag_not_adaptive`).
+Each returns `Flag`s; `FLAG_DOCS` explains every flag code, as AutoAttack's
+`flags_doc.md` does.
 """
 
+import dataclasses
 import math
+import time
 
 import numpy as np
 import tensorflow as tf
 
+from keras_drelu.arguments import check_choice
+from keras_drelu.attacks import FGSM
 from keras_drelu.attacks import PGD
 from keras_drelu.attacks.losses import cross_entropy
 from keras_drelu.evaluation.report import Flag
+from keras_drelu.evaluation.report import percent
 
 FLAG_DOCS = {
     "zero-gradients": (
@@ -56,10 +64,6 @@ FLAG_DOCS = {
 
 LARGE_EPS_THRESHOLD = 0.05
 ADAPTIVE_GAIN_THRESHOLD = 0.02
-
-
-def _percent(value):
-    return f"{100 * value:.1f}%"
 
 
 def zero_gradient_share(logits_fn, x, y, batch_size):
@@ -116,20 +120,126 @@ def large_eps(norm, clip_values, input_shape):
     return float(width * math.sqrt(int(np.prod(input_shape))))
 
 
-def large_eps_attack(
-    model, input_shape, *, norm, clip_values, outputs, batch_size, seed
-):
-    """PGD-20 with a radius spanning the whole input range (see `large_eps`)."""
-    return PGD(
-        model,
-        eps=large_eps(norm, clip_values, input_shape),
-        steps=20,
-        norm=norm,
-        clip_values=clip_values,
-        outputs=outputs,
-        batch_size=batch_size,
-        seed=seed,
+@dataclasses.dataclass(frozen=True)
+class CheckContext:
+    """What the checks of `CHECKS` look at.
+
+    Args:
+        model: The evaluated classifier.
+        x: The correctly classified inputs.
+        y: Their labels.
+        n_examples: Number of inputs evaluated (correct or not), the
+            denominator of accuracies.
+        n_classes: Number of classes of the model.
+        settings: The evaluation's `EvaluationSettings` (outputs resolved).
+        predict: `predict(x)` returning classes (see `cascade.predictor`).
+    """
+
+    model: object
+    x: np.ndarray
+    y: np.ndarray
+    n_examples: int
+    n_classes: int
+    settings: object
+    predict: object
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckOutcome:
+    """A check's measurement and the flags it raises."""
+
+    value: float
+    flags: list
+
+
+def check_zero_gradients(context):
+    """Share of correct inputs with a zero input gradient; flags if any."""
+    settings = context.settings
+    probe = FGSM(context.model, **settings.attack_arguments())
+    share = zero_gradient_share(
+        probe.logits, context.x, context.y, settings.batch_size
     )
+    return CheckOutcome(share, flag_zero_gradients(share))
+
+
+def check_large_eps(context):
+    """Accuracy under PGD-20 at the radius `large_eps`; flags if not ~0."""
+    settings = context.settings
+    eps = large_eps(settings.norm, settings.clip_values, context.x.shape[1:])
+    attack = PGD(
+        context.model, **(settings.attack_arguments() | {"eps": eps}), steps=20
+    )
+    x_adv = attack.generate(context.x, context.y)
+    correct = int((context.predict(x_adv) == context.y).sum())
+    accuracy = correct / context.n_examples
+    return CheckOutcome(accuracy, flag_large_eps(accuracy, attack.eps))
+
+
+# Check name (progress bar, timings) -> (report field, check).
+CHECKS = {
+    "zero-gradient check": ("zero_gradient_share", check_zero_gradients),
+    "large-eps check": ("large_eps_accuracy", check_large_eps),
+}
+
+
+@dataclasses.dataclass
+class CheckResults:
+    """What `run_checks` measured.
+
+    Args:
+        values: Report field (e.g. `"zero_gradient_share"`) -> measurement.
+        flags: The checks' flags, in the order of `CHECKS`.
+        timings: Check name -> seconds.
+    """
+
+    values: dict
+    flags: list
+    timings: dict
+
+
+def run_checks(context, checks=None, progress=None):
+    """Runs the checks of `CHECKS` on `context`, one after another.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_drelu.evaluation.cascade import predictor
+    >>> from keras_drelu.evaluation.inputs import check_settings
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    >>> x, y = np.full((3, 2), 0.5, "float32"), np.zeros(3, "int64")
+    >>> context = CheckContext(model, x, y, n_examples=3, n_classes=2,
+    ...     settings=check_settings(0.1, outputs="logits"),
+    ...     predict=predictor(model, 3, (2,)))
+    >>> results = run_checks(context)
+    >>> results.values["zero_gradient_share"]
+    0.0
+
+    Args:
+        context: A `CheckContext`.
+        checks: Names of the checks to run, a subset of `CHECKS`. Defaults
+            to `None`, all of them.
+        progress: Optional `tqdm` bar, advanced once per check. Defaults to
+            `None`.
+
+    Returns:
+        A `CheckResults`.
+    """
+    names = list(CHECKS) if checks is None else list(checks)
+    for name in names:
+        check_choice("checks", name, CHECKS)
+    results = CheckResults(values={}, flags=[], timings={})
+    for name in names:
+        field, check = CHECKS[name]
+        if progress is not None:
+            progress.set_postfix_str(name)
+        start = time.perf_counter()
+        outcome = check(context)
+        results.timings[name] = time.perf_counter() - start
+        results.values[field] = outcome.value
+        results.flags += outcome.flags
+        if progress is not None:
+            progress.update(1)
+    return results
 
 
 def flag_zero_gradients(share):
@@ -139,7 +249,7 @@ def flag_zero_gradients(share):
     return [
         Flag(
             "zero-gradients",
-            f"{_percent(share)} of correctly classified inputs have an input "
+            f"{percent(share)} of correctly classified inputs have an input "
             "gradient of exactly zero; gradient attacks cannot move them.",
         )
     ]
@@ -153,7 +263,7 @@ def flag_large_eps(accuracy, eps):
         Flag(
             "large-eps-not-broken",
             f"PGD with eps={eps:g} (the whole input range) leaves "
-            f"{_percent(accuracy)} of inputs correct; it should reach about "
+            f"{percent(accuracy)} of inputs correct; it should reach about "
             "0%.",
         )
     ]
@@ -189,7 +299,7 @@ def flag_results(entries, clean_correct, cascade):
             flags.append(
                 Flag(
                     "black-box-stronger",
-                    f"{result.name} broke {extra} inputs ({_percent(extra / n)}) "
+                    f"{result.name} broke {extra} inputs ({percent(extra / n)}) "
                     "that every white-box gradient attack left robust.",
                 )
             )
@@ -205,8 +315,8 @@ def flag_results(entries, clean_correct, cascade):
             weakest = max(iterative, key=lambda e: e[0].accuracy)[0]
             stronger = result.accuracy < weakest.accuracy
             detail = (
-                f"reached {_percent(result.accuracy)} against "
-                f"{_percent(weakest.accuracy)} for the iterative {weakest.name}"
+                f"reached {percent(result.accuracy)} against "
+                f"{percent(weakest.accuracy)} for the iterative {weakest.name}"
             )
         if stronger:
             flags.append(
@@ -224,8 +334,47 @@ def flag_results(entries, clean_correct, cascade):
                 Flag(
                     "adaptive-gain",
                     f"Adaptive attacks lowered the worst-case accuracy from "
-                    f"{_percent(before)} to {_percent(after)} "
+                    f"{percent(before)} to {percent(after)} "
                     f"({100 * (before - after):.1f} points).",
                 )
             )
     return flags
+
+
+def flag_not_adaptive(capped, entries):
+    """A `not-adaptive` flag for a capped model no adaptive attack ran on.
+
+    Args:
+        capped: Whether the model holds capped ReLUs.
+        entries: `(result, broken)` pairs, as in `flag_results`.
+
+    Returns:
+        A list of `Flag`.
+    """
+    if not capped or any(
+        r.kind in ("adaptive", "transfer") for r, _ in entries
+    ):
+        return []
+    return [
+        Flag(
+            "not-adaptive",
+            "The model has DReLU/SReLU layers but no BPDA or transfer "
+            "attack ran; use suite='adaptive'.",
+        )
+    ]
+
+
+def flag_attacks(run, capped):
+    """Every flag read from the attacks' results (a `CascadeResult`).
+
+    Args:
+        run: The `CascadeResult` of the evaluation.
+        capped: Whether the model holds capped ReLUs.
+
+    Returns:
+        `flag_results(...)` followed by `flag_not_adaptive(...)`.
+    """
+    entries = run.entries
+    return flag_results(entries, run.clean_correct, run.cascade) + (
+        flag_not_adaptive(capped, entries)
+    )

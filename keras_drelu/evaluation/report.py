@@ -57,7 +57,14 @@ def _norm_label(norm, eps):
     return f"{'Linf' if norm == 'linf' else 'L2'} eps={eps:g}"
 
 
-def _percent(value):
+def percent(value):
+    """`value` as a percentage with one decimal, `"n/a"` for None or nan.
+
+    Example:
+
+    >>> percent(0.1234), percent(None)
+    ('12.3%', 'n/a')
+    """
     return (
         "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
     )
@@ -229,32 +236,32 @@ class RobustnessReport:
             "",
             f"| attack | kind | threat model | {accuracy_column} | broken / attacked | time (s) |",
             "| --- | --- | --- | ---: | ---: | ---: |",
-            f"| clean | | | {_percent(self.clean_accuracy)} | | |",
+            f"| clean | | | {percent(self.clean_accuracy)} | | |",
         ]
         for r in self.results:
             lines.append(
                 f"| {r.name} | {r.kind} | {_norm_label(r.norm, r.eps)} | "
-                f"{_percent(r.accuracy)} | {r.broken} / {r.attacked} | "
+                f"{percent(r.accuracy)} | {r.broken} / {r.attacked} | "
                 f"{r.seconds:.1f} |"
             )
         lines += [
             "",
             (
                 "**Worst-case robust accuracy: "
-                f"{_percent(self.worst_case_accuracy)}** (per input, over every "
+                f"{percent(self.worst_case_accuracy)}** (per input, over every "
                 f"{_norm_label(self.norm, self.eps)} attack)."
             ),
         ]
         checks = []
         if self.zero_gradient_share is not None:
             checks.append(
-                f"zero input gradient: {_percent(self.zero_gradient_share)} "
+                f"zero input gradient: {percent(self.zero_gradient_share)} "
                 "of correct inputs"
             )
         if self.large_eps_accuracy is not None:
             checks.append(
                 "PGD accuracy with eps spanning the input range: "
-                f"{_percent(self.large_eps_accuracy)}"
+                f"{percent(self.large_eps_accuracy)}"
             )
         if checks:
             lines += ["", "Checks: " + "; ".join(checks) + "."]
@@ -345,6 +352,54 @@ class RobustnessReport:
         )
         figure.savefig(path, dpi=100, bbox_inches="tight")
         return path
+
+
+def assemble_report(
+    *, model_name, suite, settings, x, y, run, checks, flags, sweep=None,
+    timings=None,
+):
+    """The `RobustnessReport` of an evaluation, from the results of its steps.
+
+    Args:
+        model_name: Name shown in the report.
+        suite: The `BuiltSuite` that ran (its name and notes).
+        settings: The `EvaluationSettings` (threat model).
+        x: The evaluated inputs.
+        y: Their labels.
+        run: The `CascadeResult` of the attacks.
+        checks: The `CheckResults` (its values fill the report fields of the
+            same name).
+        flags: Every `Flag` raised, in order.
+        sweep: An `EpsSweep`, or `None`. Defaults to `None`.
+        timings: Further step name -> seconds, after the attacks' and the
+            checks'. Defaults to `None`.
+
+    Returns:
+        A `RobustnessReport`.
+    """
+    robust = run.robust
+    return RobustnessReport(
+        model_name=model_name,
+        suite=suite.name,
+        cascade=run.cascade,
+        norm=settings.norm,
+        eps=settings.eps,
+        n_examples=len(x),
+        clean_accuracy=float(run.clean_correct.mean()),
+        accuracy={r.name: r.accuracy for r in run.results},
+        worst_case_accuracy=float(robust.mean()),
+        timings={**run.timings, **checks.timings, **(timings or {})},
+        flags=list(flags),
+        results=list(run.results),
+        notes=suite.notes + run.notes,
+        sweep=sweep,
+        robust=robust,
+        x=x,
+        y=y,
+        x_adv=run.x_adv,
+        adv_pred=run.adv_pred,
+        **checks.values,
+    )
 
 
 def _as_image(x):

@@ -1,182 +1,43 @@
-"""`evaluate_robustness`: run a suite of attacks and check the result."""
+"""`evaluate_robustness`: run a suite of attacks and check the result.
+
+The evaluation is a sequence of steps, each a function of its own module
+(AutoAttack's `run_standard_evaluation` is the model): settings and inputs
+(`inputs`), the suite (`suites`), the attacks (`cascade`), the checks and
+flags (`checks`), the eps sweep (`sweep`) and the report (`report`).
+"""
 
 import time
 
-import numpy as np
-import tensorflow as tf
 from tqdm.auto import tqdm
 
-from keras_drelu.attacks import BPDA
-from keras_drelu.attacks import FGSM
-from keras_drelu.attacks import Attack
-from keras_drelu.attacks import Transfer
-from keras_drelu.attacks.base import NORMS
-from keras_drelu.attacks.base import check_positive
-from keras_drelu.attacks.base import looks_like_probabilities
-from keras_drelu.evaluation import checks
-from keras_drelu.evaluation.report import AttackResult
-from keras_drelu.evaluation.report import Flag
-from keras_drelu.evaluation.report import RobustnessReport
-from keras_drelu.evaluation.suites import SUITES
-from keras_drelu.evaluation.suites import build_attack
+from keras_drelu.arguments import check_bool
+from keras_drelu.arguments import check_positive
+from keras_drelu.evaluation.cascade import predictor
+from keras_drelu.evaluation.cascade import run_cascade
+from keras_drelu.evaluation.checks import CHECKS
+from keras_drelu.evaluation.checks import CheckContext
+from keras_drelu.evaluation.checks import flag_attacks
+from keras_drelu.evaluation.checks import run_checks
+from keras_drelu.evaluation.inputs import check_settings
+from keras_drelu.evaluation.inputs import detect_outputs
+from keras_drelu.evaluation.inputs import evaluation_inputs
+from keras_drelu.evaluation.report import assemble_report
+from keras_drelu.evaluation.suites import build_suite
+from keras_drelu.evaluation.suites import contains_capped_relu
+from keras_drelu.evaluation.suites import default_suite
 from keras_drelu.evaluation.sweep import eps_sweep
-from keras_drelu.layers import DReLU
-
-# Cascade order: the strongest, most informed attacks first, so that an
-# input broken only by a later, weaker kind of attack is a warning sign.
-_KIND_ORDER = ("white-box", "single-step", "black-box", "transfer", "adaptive")
-
-
-def contains_capped_relu(model):
-    """Whether `model` holds a `DReLU` or `SReLU` layer, nested included.
-
-    Example:
-
-    >>> import keras
-    >>> from keras_drelu import SReLU
-    >>> inner = keras.Sequential([keras.Input((3,)), SReLU(0.5)])
-    >>> contains_capped_relu(keras.Sequential([keras.Input((3,)), inner]))
-    True
-    """
-    stack = list(getattr(model, "layers", []))
-    while stack:
-        layer = stack.pop()
-        if isinstance(layer, DReLU):
-            return True
-        stack.extend(getattr(layer, "layers", []))
-    return False
-
-
-def attack_kind(attack):
-    """`"adaptive"`, `"transfer"`, `"black-box"`, `"single-step"` or `"white-box"`."""
-    if isinstance(attack, BPDA):
-        return "adaptive"
-    if isinstance(attack, Transfer):
-        return "transfer"
-    if attack.gradient_free:
-        return "black-box"
-    if isinstance(attack, FGSM):
-        return "single-step"
-    return "white-box"
-
-
-def _predictor(model, batch_size, input_shape):
-    @tf.function(input_signature=[tf.TensorSpec([None, *input_shape])])
-    def labels(xb):
-        return tf.argmax(
-            model(xb, training=False), axis=1, output_type=tf.int32
-        )
-
-    def predict(x):
-        if not len(x):
-            return np.zeros([0], "int32")
-        return np.concatenate(
-            [
-                labels(tf.constant(x[i : i + batch_size])).numpy()
-                for i in range(0, len(x), batch_size)
-            ]
-        )
-
-    return predict
-
-
-def _check_inputs(x, y, clip_values):
-    x = np.asarray(x, dtype="float32")
-    y = np.asarray(y)
-    if (
-        y.ndim != 1
-        or len(y) != len(x)
-        or not np.issubdtype(y.dtype, np.integer)
-    ):
-        raise ValueError(
-            "Argument `y` should be integer labels, one per input. Received: "
-            f"y of shape {y.shape} and dtype {y.dtype} for x of shape {x.shape}"
-        )
-    if not len(x):
-        raise ValueError(
-            f"Argument `x` should not be empty. Received: x.shape={x.shape}"
-        )
-    low, high = clip_values
-    if x.min() < low - 1e-6 or x.max() > high + 1e-6:
-        raise ValueError(
-            f"Inputs should lie within clip_values={tuple(clip_values)}. "
-            f"Received: x in [{x.min()}, {x.max()}]"
-        )
-    return x, y.astype("int64")
-
-
-def _check_threat(name, x, x_adv, norm, eps, clip_values):
-    if not len(x):
-        return
-    delta = (x_adv - x).reshape(len(x), -1)
-    size = (
-        np.abs(delta).max(axis=1)
-        if norm == "linf"
-        else np.linalg.norm(delta, axis=1)
-    )
-    low, high = clip_values
-    if (
-        size.max() > eps * (1 + 1e-4) + 1e-5
-        or x_adv.min() < low - 1e-5
-        or x_adv.max() > high + 1e-5
-    ):
-        raise RuntimeError(
-            f"Attack {name} left its threat model ({norm}, eps={eps}) or the "
-            f"input range {clip_values}: perturbation {size.max()}, range "
-            f"[{x_adv.min()}, {x_adv.max()}]. This is a bug in the attack."
-        )
-
-
-def _build_suite(suite, model, common, overrides, notes, flags, n_classes):
-    if isinstance(suite, str):
-        if suite not in SUITES:
-            raise ValueError(
-                f"Argument `suite` should be one of {sorted(SUITES)} or a list "
-                f"of `Attack` instances. Received: suite={suite!r}"
-            )
-        spec = SUITES[suite]
-        attacks = []
-        for name in spec.attacks:
-            try:
-                attack = build_attack(
-                    name, model, common, spec.budgets, overrides
-                )
-            except ValueError as error:
-                if "Square" in name and common["norm"] != "linf":
-                    notes.append(f"{name} skipped: only its L-inf form exists.")
-                elif name.startswith(("BPDA", "Transfer")):
-                    flags.append(
-                        Flag("adaptive-unavailable", f"{name}: {error}")
-                    )
-                else:
-                    raise
-                continue
-            if attack.min_classes > n_classes:
-                notes.append(
-                    f"{name} skipped: it needs at least {attack.min_classes} "
-                    f"classes and the model has {n_classes}."
-                )
-                continue
-            attacks.append(attack)
-        return attacks, spec.cascade
-    attacks = list(suite)
-    if not attacks or not all(isinstance(a, Attack) for a in attacks):
-        raise ValueError(
-            "Argument `suite` should be a suite name or a non-empty list of "
-            f"`Attack` instances. Received: suite={suite!r}"
-        )
-    return attacks, True
 
 
 def evaluate_robustness(
     model,
     x,
-    y,
-    eps,
+    y=None,
+    eps=None,
     norm="linf",
     suite=None,
     batch_size=256,
     *,
+    n_examples=None,
     clip_values=(0.0, 1.0),
     outputs="auto",
     overrides=None,
@@ -195,6 +56,11 @@ def evaluate_robustness(
     masking listed in `keras_drelu.evaluation.FLAG_DOCS`. Flags are printed
     (with `verbose`) and stored in the report. A progress bar shows the
     attack running.
+
+    The steps, each usable on its own: `check_settings` and
+    `evaluation_inputs` (validation; arrays or a `tf.data.Dataset`),
+    `detect_outputs`, `build_suite`, `run_cascade`, `run_checks`,
+    `flag_attacks`, `eps_sweep` and `assemble_report`.
 
     Suites (`keras_drelu.evaluation.SUITES`): `"paper"` (FGSM, PGD,
     APGD-CE, APGD-DLR, CW-L2 bounded at L2 radius 18, Square; every attack
@@ -218,11 +84,24 @@ def evaluate_robustness(
     >>> report.clean_accuracy, sorted(report.accuracy)
     (1.0, ['APGD-CE', 'APGD-T', 'Square'])
 
+    A `tf.data.Dataset` of `(image, label)` pairs works the same:
+
+    >>> import tensorflow as tf
+    >>> from keras_drelu.attacks import FGSM
+    >>> dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    >>> report = evaluate_robustness(
+    ...     model, dataset, eps=0.1, n_examples=6,
+    ...     suite=[FGSM(model, eps=0.1)], verbose=False)
+    >>> report.n_examples, list(report.accuracy)
+    (6, ['FGSM'])
+
     Args:
         model: A Keras classifier (logits or probabilities).
-        x: Numpy inputs within `clip_values`.
-        y: Integer labels.
-        eps: Radius of the threat model.
+        x: Numpy inputs within `clip_values`, or a `tf.data.Dataset` of
+            `(image, label)` pairs, batched or not.
+        y: Integer labels of numpy `x`; `None` for a dataset. Defaults to
+            `None`.
+        eps: Radius of the threat model (required).
         norm: `"linf"` or `"l2"`. Defaults to `"linf"`.
         suite: `"paper"`, `"standard"`, `"adaptive"` or a list of `Attack`
             instances (a cascade unless `cascade=False`). A cascade runs
@@ -231,6 +110,9 @@ def evaluate_robustness(
             kind. Defaults to `None`: `"adaptive"` for models with capped
             ReLUs, else `"standard"`.
         batch_size: Inputs attacked at once. Defaults to `256`.
+        n_examples: Evaluate the first `n_examples` inputs only (all if
+            fewer); needed for an infinite dataset. Defaults to `None`, all
+            of them.
         clip_values: `(low, high)` input range. Defaults to `(0.0, 1.0)`.
         outputs: `"auto"`, `"logits"` or `"probabilities"`, as in
             `Attack`. Defaults to `"auto"`.
@@ -254,196 +136,82 @@ def evaluate_robustness(
     Returns:
         A `RobustnessReport`.
     """
-    eps = check_positive("eps", eps)
-    if norm not in NORMS:
-        raise ValueError(
-            f"Argument `norm` should be one of {NORMS}. Received: norm={norm!r}"
-        )
-    batch_size = check_positive("batch_size", batch_size, integer=True)
-    x, y = _check_inputs(x, y, clip_values)
-    capped = contains_capped_relu(model)
-    suite = (
-        suite if suite is not None else ("adaptive" if capped else "standard")
+    settings = check_settings(
+        eps, norm, clip_values=clip_values, outputs=outputs,
+        batch_size=batch_size, seed=seed,
     )
-    suite_name = suite if isinstance(suite, str) else "custom"
-    predict = _predictor(model, batch_size, x.shape[1:])
-    sample = np.asarray(model(x[:batch_size], training=False))
-    if outputs == "auto":
-        outputs = (
-            "probabilities" if looks_like_probabilities(sample) else "logits"
-        )
-    common = dict(
-        eps=eps,
-        norm=norm,
-        clip_values=tuple(clip_values),
-        outputs=outputs,
-        batch_size=batch_size,
-        seed=seed,
+    checks_enabled = check_bool("checks_enabled", checks_enabled)
+    checks = list(CHECKS) if checks_enabled else []
+    verbose = check_bool("verbose", verbose)
+    sweep_eps = [check_positive("sweep_eps", e) for e in sweep_eps or ()]
+    x, y = evaluation_inputs(
+        x, y, n_examples=n_examples, clip_values=settings.clip_values
     )
-    notes, flags = [], []
-    attacks, suite_cascade = _build_suite(
-        suite, model, common, overrides, notes, flags, sample.shape[-1]
-    )
-    cascade = suite_cascade if cascade is None else bool(cascade)
-    if cascade:
-        attacks = sorted(
-            attacks, key=lambda a: _KIND_ORDER.index(attack_kind(a))
-        )
-
-    timings = {}
-    start = time.perf_counter()
-    clean_pred = predict(x)
-    timings["clean"] = time.perf_counter() - start
-    clean_correct = clean_pred == y
-    x_adv = x.copy()
-    adv_pred = clean_pred.copy()
-    robust_by_threat = {}
-    entries, results = [], []
-    progress = tqdm(
-        total=len(attacks) + 2 * checks_enabled + bool(sweep_eps),
-        desc="evaluate_robustness",
-        disable=not verbose,
-        unit="step",
-    )
-    with progress:
-        for attack in attacks:
-            threat = attack.threat_model
-            robust = robust_by_threat.setdefault(threat, clean_correct.copy())
-            progress.set_postfix_str(
-                f"{attack.name} on {int(robust.sum())} inputs"
-            )
-            index = np.flatnonzero(robust if cascade else clean_correct)
-            start = time.perf_counter()
-            adversarial = (
-                attack.generate(x[index], y[index]) if len(index) else x[index]
-            )
-            predictions = predict(adversarial)
-            seconds = time.perf_counter() - start
-            _check_threat(
-                attack.name, x[index], adversarial, *threat, clip_values
-            )
-            fooled = predictions != y[index]
-            broken = np.zeros(len(x), bool)
-            broken[index[fooled]] = True
-            robust &= ~broken
-            main = threat == (norm, eps)
-            if main:
-                first = broken & (adv_pred == y)
-                x_adv[first] = adversarial[fooled & first[index]]
-                adv_pred[first] = predictions[fooled & first[index]]
-            accuracy = float(
-                robust.mean() if cascade else (clean_correct & ~broken).mean()
-            )
-            result = AttackResult(
-                name=attack.name,
-                kind=attack_kind(attack),
-                norm=threat[0],
-                eps=threat[1],
-                accuracy=accuracy,
-                attacked=len(index),
-                broken=int(fooled.sum()),
-                seconds=seconds,
-            )
-            timings[attack.name] = seconds
-            results.append(result)
-            if main:
-                entries.append((result, broken))
-            else:
-                notes.append(
-                    f"{attack.name} uses another threat model "
-                    f"({threat[0]}, eps={threat[1]:g}); it is not part of the "
-                    "worst case."
-                )
-            progress.update(1)
-
-        zero_share = large_accuracy = sweep = None
-        if checks_enabled:
-            progress.set_postfix_str("zero-gradient check")
-            start = time.perf_counter()
-            probe = FGSM(model, **common)
-            correct = np.flatnonzero(clean_correct)
-            zero_share = checks.zero_gradient_share(
-                probe.logits, x[correct], y[correct], batch_size
-            )
-            timings["zero-gradient check"] = time.perf_counter() - start
-            progress.update(1)
-            progress.set_postfix_str("large-eps check")
-            start = time.perf_counter()
-            big = checks.large_eps_attack(
-                model,
-                x.shape[1:],
-                norm=norm,
-                clip_values=tuple(clip_values),
-                outputs=outputs,
-                batch_size=batch_size,
-                seed=seed,
-            )
-            large_accuracy = float(
-                (
-                    predict(big.generate(x[correct], y[correct])) == y[correct]
-                ).sum()
-                / len(x)
-            )
-            timings["large-eps check"] = time.perf_counter() - start
-            progress.update(1)
-            flags += checks.flag_zero_gradients(zero_share)
-            flags += checks.flag_large_eps(large_accuracy, big.eps)
-        if sweep_eps:
-            progress.set_postfix_str("eps sweep")
-            start = time.perf_counter()
-            sweep = eps_sweep(
-                model,
-                x,
-                y,
-                sweep_eps,
-                norm=norm,
-                clip_values=clip_values,
-                outputs=outputs,
-                batch_size=batch_size,
-                overrides=overrides,
-                seed=seed,
-            )
-            timings["eps sweep"] = time.perf_counter() - start
-            progress.update(1)
-
-    flags += checks.flag_results(entries, clean_correct, cascade)
-    if capped and not any(
-        r.kind in ("adaptive", "transfer") for r, _ in entries
-    ):
-        flags.append(
-            Flag(
-                "not-adaptive",
-                "The model has DReLU/SReLU layers but no BPDA or transfer "
-                "attack ran; use suite='adaptive'.",
-            )
-        )
-    robust = clean_correct.copy()
-    for _, broken in entries:
-        robust &= ~broken
-    report = RobustnessReport(
-        model_name=model_name or getattr(model, "name", type(model).__name__),
-        suite=suite_name,
+    settings, n_classes = detect_outputs(model, x, settings)
+    suite = build_suite(
+        default_suite(model) if suite is None else suite,
+        model,
+        settings.attack_arguments(),
+        n_classes=n_classes,
+        overrides=overrides,
         cascade=cascade,
-        norm=norm,
-        eps=eps,
-        n_examples=len(x),
-        clean_accuracy=float(clean_correct.mean()),
-        accuracy={r.name: r.accuracy for r in results},
-        worst_case_accuracy=float(robust.mean()),
-        timings=timings,
-        flags=flags,
-        results=results,
-        notes=notes,
-        large_eps_accuracy=large_accuracy,
-        zero_gradient_share=zero_share,
-        sweep=sweep,
-        robust=robust,
+    )
+    predict = predictor(model, settings.batch_size, x.shape[1:])
+    steps = len(suite.attacks) + len(checks) + bool(sweep_eps)
+    with tqdm(
+        total=steps, desc="evaluate_robustness", disable=not verbose,
+        unit="step",
+    ) as progress:
+        run = run_cascade(
+            suite.attacks, x, y, predict,
+            threat_model=settings.threat_model,
+            clip_values=settings.clip_values,
+            cascade=suite.cascade,
+            progress=progress,
+        )
+        correct = run.clean_correct
+        context = CheckContext(
+            model, x[correct], y[correct], n_examples=len(x),
+            n_classes=n_classes, settings=settings, predict=predict,
+        )
+        checked = run_checks(context, checks, progress)
+        sweep, sweep_timings = _sweep(
+            model, x, y, sweep_eps, settings, overrides, progress
+        )
+    report = assemble_report(
+        model_name=model_name or getattr(model, "name", type(model).__name__),
+        suite=suite,
+        settings=settings,
         x=x,
         y=y,
-        x_adv=x_adv,
-        adv_pred=adv_pred,
+        run=run,
+        checks=checked,
+        flags=suite.flags
+        + checked.flags
+        + flag_attacks(run, contains_capped_relu(model)),
+        sweep=sweep,
+        timings=sweep_timings,
     )
     if verbose:
-        for flag in flags:
+        for flag in report.flags:
             print(f"WARNING {flag}")
     return report
+
+
+def _sweep(model, x, y, sweep_eps, settings, overrides, progress):
+    """The PGD eps sweep of `evaluate_robustness`, and its timing."""
+    if not sweep_eps:
+        return None, {}
+    progress.set_postfix_str("eps sweep")
+    start = time.perf_counter()
+    sweep = eps_sweep(
+        model, x, y, sweep_eps,
+        norm=settings.norm,
+        clip_values=settings.clip_values,
+        outputs=settings.outputs,
+        batch_size=settings.batch_size,
+        overrides=overrides,
+        seed=settings.seed,
+    )
+    progress.update(1)
+    return sweep, {"eps sweep": time.perf_counter() - start}

@@ -3,11 +3,14 @@
 A suite lists attacks by name; `"Wrapper(Name)"` runs the attack `Name`
 through `BPDA` or `Transfer`. Budgets live in `ATTACKS` (shared by every
 suite) and in each suite's `budgets`, and can be overridden per call.
+`build_suite` turns a suite (a name or a list of attacks) into the attacks
+to run, in cascade order.
 """
 
 import dataclasses
 import re
 
+from keras_drelu.arguments import check_bool
 from keras_drelu.attacks import APGD
 from keras_drelu.attacks import APGDT
 from keras_drelu.attacks import BPDA
@@ -16,6 +19,9 @@ from keras_drelu.attacks import PGD
 from keras_drelu.attacks import CarliniWagnerL2
 from keras_drelu.attacks import Square
 from keras_drelu.attacks import Transfer
+from keras_drelu.attacks.base import Attack
+from keras_drelu.evaluation.report import Flag
+from keras_drelu.layers import DReLU
 
 # name -> (class, default arguments)
 ATTACKS = {
@@ -144,3 +150,135 @@ def build_attack(name, model, common, budgets=None, overrides=None):
     arguments.update((budgets or {}).get(name, {}))
     arguments.update(overrides.get(name, {}))
     return cls(model, **arguments)
+
+
+# Cascade order of the kinds of attack (`Attack.kind`): the strongest, most
+# informed attacks first, so that an input broken only by a later, weaker
+# kind of attack is a warning sign.
+KIND_ORDER = ("white-box", "single-step", "black-box", "transfer", "adaptive")
+
+
+def contains_capped_relu(model):
+    """Whether `model` holds a `DReLU` or `SReLU` layer, nested included.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_drelu import SReLU
+    >>> inner = keras.Sequential([keras.Input((3,)), SReLU(0.5)])
+    >>> contains_capped_relu(keras.Sequential([keras.Input((3,)), inner]))
+    True
+    """
+    stack = list(getattr(model, "layers", []))
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, DReLU):
+            return True
+        stack.extend(getattr(layer, "layers", []))
+    return False
+
+
+def default_suite(model):
+    """`"adaptive"` for a model with capped ReLUs, else `"standard"`."""
+    return "adaptive" if contains_capped_relu(model) else "standard"
+
+
+@dataclasses.dataclass
+class BuiltSuite:
+    """The attacks of a suite, ready to run.
+
+    Args:
+        name: The suite's name, or `"custom"` for a list of attacks.
+        attacks: `Attack` instances, in the order they run.
+        cascade: Whether each attack runs only on the inputs still robust.
+        notes: Attacks skipped and why.
+        flags: `adaptive-unavailable` flags for wrapped attacks that could
+            not be built.
+    """
+
+    name: str
+    attacks: list
+    cascade: bool
+    notes: list = dataclasses.field(default_factory=list)
+    flags: list = dataclasses.field(default_factory=list)
+
+
+def _suite_attacks(spec, model, common, overrides, n_classes, built):
+    for name in spec.attacks:
+        try:
+            attack = build_attack(name, model, common, spec.budgets, overrides)
+        except ValueError as error:
+            if "Square" in name and common.get("norm", "linf") != "linf":
+                built.notes.append(
+                    f"{name} skipped: only its L-inf form exists."
+                )
+            elif name.startswith(tuple(WRAPPERS)):
+                built.flags.append(
+                    Flag("adaptive-unavailable", f"{name}: {error}")
+                )
+            else:
+                raise
+            continue
+        if attack.min_classes > n_classes:
+            built.notes.append(
+                f"{name} skipped: it needs at least {attack.min_classes} "
+                f"classes and the model has {n_classes}."
+            )
+            continue
+        built.attacks.append(attack)
+
+
+def build_suite(
+    suite, model, common, *, n_classes, overrides=None, cascade=None
+):
+    """The attacks of `suite` for `model`, in the order they will run.
+
+    Attacks a model cannot take are left out with a note (too few classes,
+    Square under L2) or a flag (a BPDA or transfer attack on a model that
+    cannot be rewritten). A cascade runs the attacks by kind in `KIND_ORDER`,
+    keeping the given order within each kind.
+
+    Example:
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> built = build_suite("standard", model, {"eps": 0.1}, n_classes=3)
+    >>> [attack.name for attack in built.attacks], built.notes
+    (['APGD-CE', 'Square'], ['APGD-T skipped: it needs at least 4 classes and the model has 3.'])
+
+    Args:
+        suite: A name of `SUITES`, or a non-empty list of `Attack`
+            instances (`"custom"`, a cascade unless `cascade=False`).
+        model: The model to attack.
+        common: Arguments given to every attack (`eps`, `norm`, ...), as
+            in `build_attack`.
+        n_classes: Number of classes of the model.
+        overrides: Per-attack arguments, as in `build_attack`. Defaults to
+            `None`.
+        cascade: Overrides the suite's schedule. Defaults to `None`.
+
+    Returns:
+        A `BuiltSuite`.
+    """
+    if isinstance(suite, str):
+        if suite not in SUITES:
+            raise ValueError(
+                f"Argument `suite` should be one of {sorted(SUITES)} or a list "
+                f"of `Attack` instances. Received: suite={suite!r}"
+            )
+        spec = SUITES[suite]
+        built = BuiltSuite(name=suite, attacks=[], cascade=spec.cascade)
+        _suite_attacks(spec, model, common, overrides, n_classes, built)
+    else:
+        attacks = list(suite)
+        if not attacks or not all(isinstance(a, Attack) for a in attacks):
+            raise ValueError(
+                "Argument `suite` should be a suite name or a non-empty list "
+                f"of `Attack` instances. Received: suite={suite!r}"
+            )
+        built = BuiltSuite(name="custom", attacks=attacks, cascade=True)
+    if cascade is not None:
+        built.cascade = check_bool("cascade", cascade)
+    if built.cascade:
+        built.attacks.sort(key=lambda a: KIND_ORDER.index(a.kind))
+    return built

@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 
+from keras_drelu.arguments import check_positive
 from keras_drelu.evaluation.suites import build_attack
 
 
@@ -93,7 +94,7 @@ def eps_sweep(
     Returns:
         An `EpsSweep`.
     """
-    eps_values = sorted(float(e) for e in eps_values)
+    eps_values = sorted(check_positive("eps_values", e) for e in eps_values)
     if not eps_values:
         raise ValueError(
             f"Argument `eps_values` should not be empty. Received: {eps_values!r}"

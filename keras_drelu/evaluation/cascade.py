@@ -1,0 +1,319 @@
+"""The cascade: attacks run one after another, with per-input bookkeeping.
+
+`Cascade.run_attack` is one step: it attacks the inputs still robust (in a
+cascade) or every correctly classified input, checks that the attack kept to
+its threat model and records, per input, whether it was broken and the first
+adversarial example found. `run_cascade` runs a list of attacks and returns
+a `CascadeResult`, plain data that the checks and the report read.
+"""
+
+import dataclasses
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from keras_drelu.evaluation.report import AttackResult
+
+
+def predictor(model, batch_size, input_shape):
+    """`predict(x)`: the model's predicted classes for numpy inputs `x`.
+
+    Example:
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    >>> model.set_weights([np.eye(2, dtype="float32"), np.zeros(2, "float32")])
+    >>> predictor(model, 2, (2,))(np.array([[1, 0], [0, 1], [0, 3]], "float32"))
+    array([0, 1, 1], dtype=int32)
+
+    Args:
+        model: A Keras classifier.
+        batch_size: Inputs per forward pass.
+        input_shape: Shape of one input.
+
+    Returns:
+        A function from a float32 array to an int32 array of classes.
+    """
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *input_shape])])
+    def labels(xb):
+        return tf.argmax(
+            model(xb, training=False), axis=1, output_type=tf.int32
+        )
+
+    def predict(x):
+        if not len(x):
+            return np.zeros([0], "int32")
+        return np.concatenate(
+            [
+                labels(tf.constant(x[i : i + batch_size])).numpy()
+                for i in range(0, len(x), batch_size)
+            ]
+        )
+
+    return predict
+
+
+def check_threat_model(name, x, x_adv, threat_model, clip_values):
+    """Raises if `x_adv` left the `(norm, eps)` ball around `x` or the range.
+
+    An attack that leaves its threat model has a bug; its successes would
+    not count, so the evaluation stops rather than report them.
+
+    Example:
+
+    >>> x = np.zeros((1, 2), "float32")
+    >>> check_threat_model("PGD", x, x + 0.1, ("linf", 0.1), (0.0, 1.0))
+    >>> check_threat_model("PGD", x, x + 0.2, ("linf", 0.1), (0.0, 1.0))
+    Traceback (most recent call last):
+    ...
+    RuntimeError: Attack PGD left its threat model (linf, eps=0.1) or the input range (0.0, 1.0): perturbation 0.2, range [0.2, 0.2]. This is a bug in the attack.
+    """
+    if not len(x):
+        return
+    norm, eps = threat_model
+    delta = (x_adv - x).reshape(len(x), -1)
+    size = (
+        np.abs(delta).max(axis=1)
+        if norm == "linf"
+        else np.linalg.norm(delta, axis=1)
+    )
+    low, high = clip_values
+    if (
+        size.max() > eps * (1 + 1e-4) + 1e-5
+        or x_adv.min() < low - 1e-5
+        or x_adv.max() > high + 1e-5
+    ):
+        raise RuntimeError(
+            f"Attack {name} left its threat model ({norm}, eps={eps}) or the "
+            f"input range {clip_values}: perturbation {size.max():g}, range "
+            f"[{x_adv.min():g}, {x_adv.max():g}]. This is a bug in the attack."
+        )
+
+
+@dataclasses.dataclass
+class CascadeResult:
+    """What a run of attacks found, per attack and per input.
+
+    Args:
+        threat_model: `(norm, eps)` of the evaluation; attacks of another
+            threat model are reported but not part of the worst case.
+        cascade: Whether attacks ran only on inputs still robust.
+        clean_pred: The model's predictions on the clean inputs.
+        clean_correct: Per input, whether the clean prediction is right.
+        results: `AttackResult` per attack, in the order they ran.
+        broken: Per attack (aligned with `results`), a boolean array over
+            all inputs: which the attack misclassified.
+        x_adv: Per input, the first adversarial example of the evaluated
+            threat model (the clean input where none was found).
+        adv_pred: The model's prediction on `x_adv`.
+        timings: `"clean"` and attack name -> seconds.
+        notes: Informational lines (attacks of another threat model).
+    """
+
+    threat_model: tuple
+    cascade: bool
+    clean_pred: np.ndarray
+    clean_correct: np.ndarray
+    results: list
+    broken: list
+    x_adv: np.ndarray
+    adv_pred: np.ndarray
+    timings: dict
+    notes: list
+
+    def entries_under(self, threat_model):
+        """`(result, broken)` for each attack of `threat_model`."""
+        return [
+            (result, broken)
+            for result, broken in zip(self.results, self.broken)
+            if (result.norm, result.eps) == tuple(threat_model)
+        ]
+
+    def robust_under(self, threat_model):
+        """Per input: correct and broken by no attack of `threat_model`."""
+        robust = self.clean_correct.copy()
+        for _, broken in self.entries_under(threat_model):
+            robust &= ~broken
+        return robust
+
+    @property
+    def entries(self):
+        """`(result, broken)` for each attack of the evaluated threat model."""
+        return self.entries_under(self.threat_model)
+
+    @property
+    def robust(self):
+        """Per input: correct and broken by no attack of the threat model."""
+        return self.robust_under(self.threat_model)
+
+
+class Cascade:
+    """Runs attacks one at a time on the inputs `x`, keeping the books.
+
+    All its state is the `CascadeResult` (`result()`): which inputs each
+    attack broke is enough to know which inputs the next one runs on.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_drelu.attacks import FGSM
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    >>> x, y = np.full((4, 2), 0.5, "float32"), np.array([0, 1, 0, 1])
+    >>> cascade = Cascade(x, y, predictor(model, 4, (2,)),
+    ...                   threat_model=("linf", 0.1), clip_values=(0.0, 1.0))
+    >>> cascade.run_attack(FGSM(model, eps=0.1)).name
+    'FGSM'
+    >>> cascade.result().robust.shape
+    (4,)
+
+    Args:
+        x: Checked inputs (see `evaluation_inputs`).
+        y: Their integer labels.
+        predict: `predict(x)` returning classes (see `predictor`).
+        threat_model: `(norm, eps)` of the evaluation.
+        clip_values: `(low, high)` input range.
+        cascade: Whether each attack runs only on the inputs the earlier
+            attacks of its threat model left robust (else on every
+            correctly classified input). Defaults to `True`.
+    """
+
+    def __init__(
+        self, x, y, predict, *, threat_model, clip_values, cascade=True
+    ):
+        self.x, self.y, self.predict = x, y, predict
+        self.threat_model = tuple(threat_model)
+        self.clip_values = tuple(clip_values)
+        self.cascade = cascade
+        start = time.perf_counter()
+        clean_pred = predict(x)
+        self._result = CascadeResult(
+            threat_model=self.threat_model,
+            cascade=cascade,
+            clean_pred=clean_pred,
+            clean_correct=clean_pred == y,
+            results=[],
+            broken=[],
+            x_adv=x.copy(),
+            adv_pred=clean_pred.copy(),
+            timings={"clean": time.perf_counter() - start},
+            notes=[],
+        )
+
+    def targets(self, threat_model):
+        """Indices of the inputs the next attack of `threat_model` runs on."""
+        if not self.cascade:
+            return np.flatnonzero(self._result.clean_correct)
+        return np.flatnonzero(self._result.robust_under(threat_model))
+
+    def run_attack(self, attack):
+        """Runs `attack` on `targets(...)`, records it and returns its row."""
+        index = self.targets(attack.threat_model)
+        adversarial, predictions, seconds = self.generate(attack, index)
+        return self._record(attack, index, adversarial, predictions, seconds)
+
+    def generate(self, attack, index):
+        """`attack`'s examples for the inputs `index`, checked and predicted.
+
+        Returns:
+            `(adversarial, predictions, seconds)`.
+        """
+        x, y = self.x[index], self.y[index]
+        start = time.perf_counter()
+        adversarial = attack.generate(x, y) if len(index) else x
+        predictions = self.predict(adversarial)
+        seconds = time.perf_counter() - start
+        check_threat_model(
+            attack.name, x, adversarial, attack.threat_model, self.clip_values
+        )
+        return adversarial, predictions, seconds
+
+    def _record(self, attack, index, adversarial, predictions, seconds):
+        result, threat = self._result, attack.threat_model
+        fooled = predictions != self.y[index]
+        broken = np.zeros(len(self.x), bool)
+        broken[index[fooled]] = True
+        if threat == self.threat_model:
+            first = broken & (result.adv_pred == self.y)
+            result.x_adv[first] = adversarial[fooled & first[index]]
+            result.adv_pred[first] = predictions[fooled & first[index]]
+        else:
+            result.notes.append(
+                f"{attack.name} uses another threat model ({threat[0]}, "
+                f"eps={threat[1]:g}); it is not part of the worst case."
+            )
+        before = (
+            result.robust_under(threat)
+            if self.cascade
+            else result.clean_correct
+        )
+        row = AttackResult(
+            name=attack.name,
+            kind=attack.kind,
+            norm=threat[0],
+            eps=threat[1],
+            accuracy=float((before & ~broken).mean()),
+            attacked=len(index),
+            broken=int(fooled.sum()),
+            seconds=seconds,
+        )
+        result.results.append(row)
+        result.broken.append(broken)
+        result.timings[attack.name] = seconds
+        return row
+
+    def result(self):
+        """The `CascadeResult` so far."""
+        return self._result
+
+
+def run_cascade(
+    attacks, x, y, predict, *, threat_model, clip_values, cascade=True,
+    progress=None,
+):
+    """Runs `attacks` in order with a `Cascade`; returns its result.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_drelu.attacks import FGSM, PGD
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    >>> x, y = np.full((4, 2), 0.5, "float32"), np.array([0, 1, 0, 1])
+    >>> result = run_cascade(
+    ...     [PGD(model, eps=0.1, steps=3), FGSM(model, eps=0.1)], x, y,
+    ...     predictor(model, 4, (2,)), threat_model=("linf", 0.1),
+    ...     clip_values=(0.0, 1.0))
+    >>> [r.name for r in result.results]
+    ['PGD', 'FGSM']
+
+    Args:
+        attacks: `Attack` instances, in the order to run them.
+        x: Checked inputs.
+        y: Their integer labels.
+        predict: `predict(x)` returning classes (see `predictor`).
+        threat_model: `(norm, eps)` of the evaluation.
+        clip_values: `(low, high)` input range.
+        cascade: As in `Cascade`. Defaults to `True`.
+        progress: Optional `tqdm` bar, advanced once per attack. Defaults
+            to `None`.
+
+    Returns:
+        A `CascadeResult`.
+    """
+    runner = Cascade(
+        x,
+        y,
+        predict,
+        threat_model=threat_model,
+        clip_values=clip_values,
+        cascade=cascade,
+    )
+    for attack in attacks:
+        if progress is not None:
+            index = runner.targets(attack.threat_model)
+            progress.set_postfix_str(f"{attack.name} on {len(index)} inputs")
+        runner.run_attack(attack)
+        if progress is not None:
+            progress.update(1)
+    return runner.result()
