@@ -427,12 +427,11 @@ def evaluate_model(settings, directory, record, model, splits, log):
     )
     _, clean = model.evaluate(splits.test, verbose=0)
     log(f"clean test accuracy: {clean:.4f}")
-    x, y = data_sources.first_examples(splits.test, settings.eval_images)
     report = evaluate_robustness(
         model,
-        x,
-        y,
-        settings.eps,
+        splits.test,
+        eps=settings.eps,
+        n_examples=settings.eval_images,
         norm=settings.norm,
         suite=None if settings.suite == "auto" else settings.suite,
         batch_size=max(settings.batch_size, 128),

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_drelu.arguments import check_clip_values
 from keras_drelu.arguments import check_inputs_and_labels
 from keras_drelu.arguments import check_non_negative
 from keras_drelu.arguments import check_positive
@@ -110,12 +111,7 @@ def zero_gradient_distance(
     max_steps = check_non_negative("max_steps", max_steps, integer=True)
     eps = check_positive("eps", eps, allow_none=True)
     _check_norm(norm)
-    low, high = clip_values
-    if not low < high:
-        raise ValueError(
-            "Argument `clip_values` should be `(low, high)` with low < high. "
-            f"Received: clip_values={clip_values!r}"
-        )
+    low, high = check_clip_values(clip_values)
     atol = check_non_negative("atol", atol)
     batch_size = check_positive("batch_size", batch_size, integer=True)
     logits = logits_model(model)

@@ -8,51 +8,15 @@ import tensorflow as tf
 
 from keras_drelu.arguments import ArgumentTypeError
 from keras_drelu.arguments import check_choice
+from keras_drelu.arguments import check_clip_values
 from keras_drelu.arguments import check_inputs_and_labels
-from keras_drelu.arguments import check_number
 from keras_drelu.arguments import check_positive
 from keras_drelu.arguments import check_seed
+from keras_drelu.arguments import check_within
 from keras_drelu.outputs import outputs_probabilities
 
 NORMS = ("linf", "l2")
 OUTPUTS = ("auto", "logits", "probabilities")
-
-
-def check_clip_values(clip_values):
-    """Returns `clip_values` as a pair of floats `(low, high)`, low < high.
-
-    Example:
-
-    >>> check_clip_values([0, 255])
-    (0.0, 255.0)
-    >>> check_clip_values((1, 0))
-    Traceback (most recent call last):
-    ...
-    ValueError: Argument `clip_values` should be a pair `(low, high)` of numbers with low < high. Received: clip_values=(1, 0)
-    """
-    what = (
-        "Argument `clip_values` should be a pair `(low, high)` of numbers "
-        f"with low < high. Received: clip_values={clip_values!r}"
-    )
-    try:
-        low, high = clip_values
-        low = check_number("clip_values[0]", low)
-        high = check_number("clip_values[1]", high)
-    except (TypeError, ValueError) as error:
-        raise ArgumentTypeError(what) from error
-    if not low < high:
-        raise ValueError(what)
-    return low, high
-
-
-def check_within(x, clip_values):
-    """Raises unless every entry of the array `x` lies within `clip_values`."""
-    low, high = clip_values
-    if x.size and (x.min() < low - 1e-6 or x.max() > high + 1e-6):
-        raise ValueError(
-            f"Inputs should lie within clip_values={tuple(clip_values)}. "
-            f"Received: x in [{x.min()}, {x.max()}]"
-        )
 
 
 def compile_per_instance(method):

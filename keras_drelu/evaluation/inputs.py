@@ -13,13 +13,13 @@ import tensorflow as tf
 
 from keras_drelu.arguments import ArgumentTypeError
 from keras_drelu.arguments import check_choice
+from keras_drelu.arguments import check_clip_values
 from keras_drelu.arguments import check_inputs_and_labels
 from keras_drelu.arguments import check_positive
 from keras_drelu.arguments import check_seed
+from keras_drelu.arguments import check_within
 from keras_drelu.attacks.base import NORMS
 from keras_drelu.attacks.base import OUTPUTS
-from keras_drelu.attacks.base import check_clip_values
-from keras_drelu.attacks.base import check_within
 from keras_drelu.outputs import outputs_probabilities
 
 

@@ -10,7 +10,6 @@ from retrofit.data.generated import mix_generated
 from retrofit.data.npz import npz
 from retrofit.data.splits import DataSplits
 from retrofit.data.splits import DatasetInfo
-from retrofit.data.splits import first_examples
 from retrofit.data.tfds_sources import cifar10
 from retrofit.data.tfds_sources import cifar100
 from retrofit.data.tfds_sources import mnist
@@ -59,7 +58,6 @@ def load(name, **kwargs):
 __all__ = [
     "DataSplits",
     "DatasetInfo",
-    "first_examples",
     "SOURCES",
     "cifar10",
     "cifar100",

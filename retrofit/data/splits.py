@@ -156,31 +156,3 @@ def make_splits(
         test=pipeline(*test, shuffle_seed=None, augment=None),
         info=info,
     )
-
-
-def first_examples(dataset, count):
-    """The first `count` examples of a batched dataset, as numpy arrays.
-
-    Example:
-
-    >>> ds = tf.data.Dataset.from_tensor_slices(
-    ...     (np.zeros((10, 2, 2, 1), "float32"), np.arange(10))).batch(4)
-    >>> images, labels = first_examples(ds, 6)
-    >>> images.shape, labels.tolist()
-    ((6, 2, 2, 1), [0, 1, 2, 3, 4, 5])
-
-    Args:
-        dataset: Batches of `(images, labels)`.
-        count: How many examples to take; fewer if the dataset is shorter.
-
-    Returns:
-        `(images, labels)` numpy arrays.
-    """
-    images, labels, total = [], [], 0
-    for batch_images, batch_labels in dataset:
-        images.append(np.asarray(batch_images))
-        labels.append(np.asarray(batch_labels))
-        total += len(batch_labels)
-        if total >= count:
-            break
-    return np.concatenate(images)[:count], np.concatenate(labels)[:count]
