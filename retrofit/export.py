@@ -16,9 +16,11 @@ def export_for_serving(model, path, *, outputs="logits"):
     The `serving_default` signature takes a batch of uint8 images of the
     model's input shape under the name `"images"`, scales them to `[0, 1]`
     and returns `probabilities` (float32, one row per image) and `class_id`
-    (int64). The SavedModel needs only TensorFlow: it loads with
-    `tf.saved_model.load` and runs with `saved_model_cli run` in a process
-    without this project.
+    (int64). A batch of images of another shape is refused with an error
+    that names both shapes (a signature alone does not check the shape of
+    what it is given); an empty batch gives empty outputs. The SavedModel
+    needs only TensorFlow: it loads with `tf.saved_model.load` and runs
+    with `saved_model_cli run` in a process without this project.
 
     Example:
 
@@ -30,6 +32,8 @@ def export_for_serving(model, path, *, outputs="logits"):
     >>> result = serve(images=tf.zeros((2, 4, 4, 1), tf.uint8))
     >>> sorted(result), result["probabilities"].shape, result["class_id"].dtype
     (['class_id', 'probabilities'], TensorShape([2, 3]), tf.int64)
+    >>> serve(images=tf.zeros((0, 4, 4, 1), tf.uint8))["class_id"].shape
+    TensorShape([0])
 
     Args:
         model: A Keras classifier taking images in `[0, 1]`.
@@ -48,11 +52,29 @@ def export_for_serving(model, path, *, outputs="logits"):
             f"images of it. Received: input_shape={model.input_shape}"
         )
 
-    def serve(images):
+    num_classes = model.output_shape[-1]
+    expected = "(batch, " + ", ".join(str(d) for d in image_shape) + ")"
+
+    def predict(images):
         scores = model(tf.cast(images, tf.float32) / 255.0, training=False)
         scores = tf.cast(scores, tf.float32)
-        probabilities = (
-            tf.nn.softmax(scores) if outputs == "logits" else scores
+        return tf.nn.softmax(scores) if outputs == "logits" else scores
+
+    def serve(images):
+        shape = tf.shape(images)
+        check = tf.debugging.assert_equal(
+            shape[1:],
+            tf.constant(image_shape, tf.int32),
+            message=f"`{INPUT_NAME}` should be a batch of uint8 images of "
+            f"shape {expected}; received a batch of shape",
+            summarize=len(image_shape) + 1,
+        )
+        with tf.control_dependencies([check]):
+            size = tf.identity(shape[0])
+        probabilities = tf.cond(
+            size > 0,
+            lambda: predict(images),
+            lambda: tf.zeros((0, num_classes), tf.float32),
         )
         return {
             "probabilities": probabilities,

@@ -18,10 +18,12 @@ continues from the last finished epoch or stage.
 
 import dataclasses
 import functools
+import inspect
 import json
 import os
 import pathlib
 import shutil
+import tempfile
 
 import keras
 import numpy as np
@@ -283,26 +285,64 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+# The command-line option of each data source argument a failed load can
+# point to instead.
+_DATA_OPTIONS = {"data_dir": "--data-dir DIR", "path": "--data-path PATH"}
+
+
 def load_data(settings):
-    """The `DataSplits` of a run's data set."""
-    kwargs = {
+    """The `DataSplits` of a run's data set.
+
+    Each source gets the settings it takes (by its signature); a data set
+    that can be neither found nor downloaded ends in one line saying where
+    it was looked for and what to pass instead.
+    """
+    available = {
         "batch_size": settings.batch_size,
         "seed": settings.seed,
         "limit": settings.limit,
         "augment": settings.augment,
+        "validation_split": settings.validation_split,
+        "data_dir": settings.data_dir,
+        "download": settings.download,
+        "path": settings.data_path,
+        "image_size": settings.image_size,
     }
-    if settings.validation_split is not None:
-        kwargs["validation_split"] = settings.validation_split
-    if settings.dataset in ("mnist", "cifar10", "cifar100", "tiny_imagenet"):
-        kwargs.update(data_dir=settings.data_dir, download=settings.download)
-    if settings.dataset in ("npz", "tiny_imagenet"):
-        kwargs["path"] = settings.data_path
-    if settings.dataset == "digits":
-        kwargs["image_size"] = settings.image_size
+    accepted = inspect.signature(data_sources.SOURCES[settings.dataset]).parameters
+    kwargs = {
+        key: value for key, value in available.items()
+        if key in accepted and value is not None
+    }
     try:
         return data_sources.load(settings.dataset, **kwargs)
+    except data_sources.DataUnavailableError as error:
+        options = [_DATA_OPTIONS[name] for name in error.alternatives]
+        if settings.dataset != "npz":
+            options.append("--dataset npz --data-path FILE.npz")
+        raise RunError(f"{error}; pass {' or '.join(options)}") from error
     except (ValueError, FileNotFoundError) as error:
         raise RunError(str(error).splitlines()[0]) from error
+
+
+def _check_writable(path):
+    """Refuses an output path that cannot be written, before any work."""
+    path = pathlib.Path(path).absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunError(
+            f"output directory {str(path)!r} cannot be created: "
+            f"{str(existing)!r} is a file"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise RunError(
+            f"output directory {str(path)!r} cannot be written "
+            f"({error.strerror or error}); choose another --out"
+        ) from error
 
 
 def _phases(settings):
@@ -504,6 +544,7 @@ def run(settings, out, *, resume=False, overwrite=False, log=print):
     settings.validate()
     directory = RunDirectory(out)
     settings, record = _check_directory(directory, settings, resume, overwrite)
+    _check_writable(directory.path)
     mixed, xla = _set_precision(settings)
     splits = load_data(settings)
     log(
@@ -572,7 +613,9 @@ def export_existing(out, to=None, log=print):
     directory = RunDirectory(out)
     if not directory.exists:
         raise RunError(f"{str(directory.path)!r} holds no run (no run.json)")
+    target = to or directory / "serving"
+    _check_writable(target)
     model = directory.load_model()
-    path = export_for_serving(model, to or directory / "serving")
+    path = export_for_serving(model, target)
     log(f"SavedModel for serving: {path}")
     return path

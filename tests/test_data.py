@@ -189,7 +189,7 @@ def test_tiny_imagenet_downloads_with_tfds_manager(tmp_path, monkeypatch):
     assert splits.info.num_classes == 3
     assert seen["url"] == "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
     assert seen["download_dir"] == str(tmp_path / "tfds" / "downloads")
-    with pytest.raises(ValueError, match="needs a `path` when download=False"):
+    with pytest.raises(data.DataUnavailableError, match="no directory was given and downloading is off"):
         data.tiny_imagenet(download=False)
 
 

@@ -9,6 +9,7 @@ from retrofit.data.digits import digits
 from retrofit.data.generated import mix_generated
 from retrofit.data.npz import npz
 from retrofit.data.splits import DataSplits
+from retrofit.data.splits import DataUnavailableError
 from retrofit.data.splits import DatasetInfo
 from retrofit.data.tfds_sources import cifar10
 from retrofit.data.tfds_sources import cifar100
@@ -57,6 +58,7 @@ def load(name, **kwargs):
 
 __all__ = [
     "DataSplits",
+    "DataUnavailableError",
     "DatasetInfo",
     "SOURCES",
     "cifar10",

@@ -11,6 +11,28 @@ from keras_drelu.arguments import check_positive
 from retrofit.data.augmentation import augmentation
 
 
+class DataUnavailableError(ValueError):
+    """A data set that is neither on disk nor downloadable right now.
+
+    Args:
+        name: The data set.
+        looked_in: Where it was looked for (a directory), or `None`.
+        reason: Why it could not be had, one line.
+        alternatives: Keyword arguments of the source that would let it
+            load instead (such as `data_dir`, `path`).
+    """
+
+    def __init__(self, name, looked_in, reason, alternatives=()):
+        self.name = name
+        self.looked_in = looked_in
+        self.reason = reason
+        self.alternatives = tuple(alternatives)
+        where = f" in {looked_in}" if looked_in else ""
+        super().__init__(
+            f"data set {name!r} is not available{where}: {reason}"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
     """What a model needs to know about a data set.

@@ -3,20 +3,37 @@
 import numpy as np
 import tensorflow_datasets as tfds
 
+from retrofit.data.splits import DataUnavailableError
 from retrofit.data.splits import DatasetInfo
 from retrofit.data.splits import check_arguments
 from retrofit.data.splits import make_splits
 
 
 def _load_arrays(name, split, data_dir, download):
-    ds, info = tfds.load(
-        name,
-        split=split,
-        as_supervised=True,
-        data_dir=data_dir,
-        download=download,
-        with_info=True,
-    )
+    where = data_dir or tfds.core.constants.DATA_DIR
+    try:
+        ds, info = tfds.load(
+            name,
+            split=split,
+            as_supervised=True,
+            data_dir=data_dir,
+            download=download,
+            with_info=True,
+        )
+    except AssertionError as error:
+        # tensorflow-datasets asserts when download=False finds no copy.
+        raise DataUnavailableError(
+            name, where, "no prepared copy there and downloading is off",
+            alternatives=("data_dir",),
+        ) from error
+    except OSError as error:
+        # `requests`' connection errors and other network failures.
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        raise DataUnavailableError(
+            name, where,
+            f"the download failed ({type(error).__name__}: {first_line[:160]})",
+            alternatives=("data_dir",),
+        ) from error
     # Read in blocks: `batch_size=-1` asks tf.data for one tensor of the
     # whole split, which crashes on generator-backed splits.
     blocks = list(tfds.as_numpy(ds.batch(4096)))

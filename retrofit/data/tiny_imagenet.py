@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from retrofit.data.splits import DataUnavailableError
 from retrofit.data.splits import DatasetInfo
 from retrofit.data.splits import check_arguments
 from retrofit.data.splits import make_splits
@@ -37,11 +38,20 @@ def _find_root(path):
 
 
 def _download(data_dir):
-    data_dir = data_dir or tfds.core.constants.DATA_DIR
-    manager = tfds.download.DownloadManager(
-        download_dir=os.path.join(data_dir, "downloads")
+    downloads = os.path.join(
+        data_dir or tfds.core.constants.DATA_DIR, "downloads"
     )
-    return pathlib.Path(manager.download_and_extract(URL))
+    manager = tfds.download.DownloadManager(download_dir=downloads)
+    try:
+        return pathlib.Path(manager.download_and_extract(URL))
+    except OSError as error:
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        raise DataUnavailableError(
+            "tiny_imagenet", downloads,
+            f"downloading {URL} failed ({type(error).__name__}: "
+            f"{first_line[:160]})",
+            alternatives=("path",),
+        ) from error
 
 
 def _train_files(root, wnids):
@@ -146,9 +156,10 @@ def tiny_imagenet(
     check_arguments(batch_size, validation_split, seed, limit)
     if path is None:
         if not download:
-            raise ValueError(
-                "tiny_imagenet() needs a `path` when download=False. "
-                "Received: path=None"
+            raise DataUnavailableError(
+                "tiny_imagenet", None,
+                "no directory was given and downloading is off",
+                alternatives=("path",),
             )
         path = _download(data_dir)
     root = _find_root(path)
