@@ -290,28 +290,33 @@ def contains_capped_relu(model):
     return bool(capped_activations(model))
 
 
-def max_values(model, kinds=None):
-    """Every cap in `model`, per capped activation (`capped_activations`).
+def max_values(model, kinds=("drelu",)):
+    """The caps of `model`'s capped activations (`capped_activations`).
 
-    Nested models and custom layers are searched too; a nested activation
-    is keyed by its path, `"outer/inner"`. A `DReLU`/`SReLU` has one cap
-    per unit; a `ReLU(max_value=m)` or a relu6 has a single cap, given as
-    an array of shape `()`.
+    By default those of its `DReLU`/`SReLU` layers, the defence's own caps,
+    wherever they sit (nested models, custom layers, subclassed models);
+    `kinds=None` adds every other capped activation, such as the fixed
+    caps of 6 of a MobileNet backbone. A nested activation is keyed by its
+    path, `"outer/inner"`. A `DReLU`/`SReLU` has one cap per unit; a
+    `ReLU(max_value=m)` or a relu6 has a single cap, given as an array of
+    shape `()`.
 
     Example:
 
     >>> from keras_drelu import DReLU
     >>> model = keras.Sequential(
-    ...     [keras.Input((3,)), keras.layers.Dense(2), DReLU(name="cap")]
+    ...     [keras.Input((3,)), keras.layers.Dense(2), DReLU(name="cap"),
+    ...      keras.layers.ReLU(6.0, name="relu6")]
     ... )
     >>> {name: caps.round(3).tolist() for name, caps in max_values(model).items()}
     {'cap': [100.0, 100.0]}
+    >>> list(max_values(model, kinds=None))
+    ['cap', 'relu6']
 
     Args:
         model: A Keras model (or layer holding layers).
-        kinds: Keys of `CAP_KINDS` to report, e.g. `["drelu"]` for the
-            learnable and fixed caps of `DReLU`/`SReLU` only. Defaults to
-            `None`, every kind.
+        kinds: Keys of `CAP_KINDS` to report, or `None` for every kind.
+            Defaults to `("drelu",)`: `DReLU`/`SReLU` layers.
 
     Returns:
         A dict from path to a numpy array of caps, in the order the

@@ -30,7 +30,8 @@ def _rewrite(model, found, replace, what):
     blocked = [activation for activation in found if not activation.rewritable]
     if blocked:
         raise ValueError(
-            f"{what} cannot rewrite the capped activations {_listing(blocked)}: "
+            f"{what} cannot rewrite the capped activations "
+            f"{_listing(blocked)}: "
             "only those of Sequential and functional models (nested ones "
             "included) can be replaced, not those inside custom layers or "
             "subclassed models, and a leaky or shifted ReLU(max_value) has "
@@ -122,7 +123,7 @@ def straight_through_model(model):
             in place nor rewritten.
     """
     found = capped_activations(model)
-    blocked = [activation for activation in found if not activation.straight_through]
+    blocked = [a for a in found if not a.straight_through]
     if blocked:
         raise ValueError(
             "A straight-through gradient cannot pass the capped activations "

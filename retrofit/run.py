@@ -471,7 +471,7 @@ def evaluate_model(settings, directory, record, model, splits, log, resume=False
                 "mean": float(caps.mean()),
                 "max": float(caps.max()),
             }
-            for name, caps in max_values(model, kinds=["drelu"]).items()
+            for name, caps in max_values(model).items()
         },
     }
     return report

@@ -101,14 +101,16 @@ def test_contains_capped_relu_sees_every_kind(make):
 
 def test_max_values_agree_with_the_discovery():
     model = every_kind()
-    caps = max_values(model)
+    caps = max_values(model, kinds=None)
     assert list(caps) == [c.path for c in capped_activations(model)]
     np.testing.assert_allclose(caps["inner/cap"], np.full(4, 0.3), rtol=1e-6)
     np.testing.assert_allclose(caps["block/fixed"], np.full(4, 0.2))
     assert {k: float(v) for k, v in caps.items() if v.shape == ()} == {
         "fused": 6.0, "relu6": 6.0, "act": 6.0, "relu2": 2.0, "leaky": 1.0
     }
-    assert list(max_values(model, kinds=["drelu"])) == ["inner/cap", "block/fixed"]
+    # By default, the DReLU/SReLU caps only: the defence's own.
+    assert list(max_values(model)) == ["inner/cap", "block/fixed"]
+    assert list(max_values(model, kinds=["relu6-op"])) == ["relu6"]
     with pytest.raises(ValueError, match="kinds='relu'"):
         max_values(model, kinds=["relu"])
 
@@ -120,4 +122,4 @@ def test_a_shared_layer_is_listed_once_and_unbuilt_caps_are_left_out():
     assert [c.path for c in capped_activations(model)] == ["shared"]
     unbuilt = keras.Sequential([DReLU(name="later")])
     assert [c.path for c in capped_activations(unbuilt)] == ["later"]
-    assert max_values(unbuilt) == {}
+    assert max_values(unbuilt, kinds=None) == {}

@@ -108,7 +108,6 @@ FLAG_DOCS = {
 }
 
 
-
 def zero_gradient_share(logits_fn, x, y, batch_size):
     """Share of inputs whose cross-entropy input gradient is exactly zero.
 
@@ -299,7 +298,9 @@ class CheckResults:
     timings: dict
 
 
-def run_checks(context, checks=None, progress=None, *, done=None, on_check=None):
+def run_checks(
+    context, checks=None, progress=None, *, done=None, on_check=None
+):
     """Runs the checks of `CHECKS` on `context`, one after another.
 
     Example:

@@ -3,7 +3,8 @@
 The evaluation is a sequence of steps, each a function of its own module
 (AutoAttack's `run_standard_evaluation` is the model): settings and inputs
 (`inputs`), the suite (`suites`), the attacks (`cascade`), the checks and
-flags (`checks`), the eps sweep (`sweep`) and the report (`report`).
+flags (`checks`), the eps sweep (`sweep`) and the report (`report`); `state`
+saves their progress for a run that must survive a kill.
 """
 
 import time

@@ -76,7 +76,8 @@ def _model_digest(model):
         config.pop("name", None)
         structure.append([type(layer).__name__, config])
     weights = [
-        np.ascontiguousarray(keras.ops.convert_to_numpy(v)) for v in model.weights
+        np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
+        for variable in model.weights
     ]
     return _digest(
         _text(structure),
@@ -186,7 +187,9 @@ class EvaluationState:
                 arrays = {key: stored[key] for key in stored.files}
             meta = json.loads(str(arrays.pop("meta")))
             if meta.get("format") != FORMAT:
-                raise ValueError(f"format {meta.get('format')!r}, not {FORMAT!r}")
+                raise ValueError(
+                    f"format {meta.get('format')!r}, not {FORMAT!r}"
+                )
         except (OSError, ValueError, KeyError) as error:
             raise EvaluationStateError(
                 f"The state file {str(path)!r} cannot be read ({error}). "
