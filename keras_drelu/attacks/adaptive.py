@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from keras_drelu.arguments import ArgumentTypeError
 from keras_drelu.attacks.base import Attack
+from keras_drelu.attacks.losses import cross_entropy
 from keras_drelu.inspection import capped_activations
 from keras_drelu.layers.drelu import record_inputs
 from keras_drelu.layers.straight_through import straight_through
@@ -126,10 +127,11 @@ class BPDA(_Wrapped):
     def gradient_check(self, x, y):
         """Whether BPDA's input gradient differs from the exact one, per input.
 
-        Compares the gradient of each input's label output (its logit or
-        probability) through the straight-through surrogate with the exact
-        gradient of the model, and records where some cap clips: where none
-        does, the two gradients are rightly the same.
+        Compares the gradient of each input's cross-entropy (of the model's
+        outputs taken as scores, so that every output counts) through the
+        straight-through surrogate with the exact gradient of the model,
+        and records where some cap clips: where none does, the two
+        gradients are rightly the same.
 
         Args:
             x: Inputs (a few dozen are enough).
@@ -141,8 +143,8 @@ class BPDA(_Wrapped):
         x = tf.constant(np.asarray(x, "float32"))
         y = np.asarray(y, "int64")
         with record_inputs() as recorded, straight_through():
-            through = _label_gradient(self.surrogate, x, y)
-        exact = _label_gradient(self.model, x, y)
+            through = _input_gradient(self.surrogate, x, y)
+        exact = _input_gradient(self.model, x, y)
         scale = np.maximum(
             np.abs(through).max(axis=1), np.abs(exact).max(axis=1)
         )
@@ -158,9 +160,9 @@ class GradientCheck:
     """What `BPDA.gradient_check` found, per input.
 
     Args:
-        clipping: Whether some cap clips the input, or `None` where a cap
-            could not be observed (a cap called inside a compiled function
-            of a custom layer).
+        clipping: Whether some cap clips the input, or `None` if some cap
+            could not be observed (one called inside a function a custom
+            layer compiled itself).
         differs: Whether the straight-through gradient differs from the
             exact one.
     """
@@ -169,13 +171,12 @@ class GradientCheck:
     differs: np.ndarray
 
 
-def _label_gradient(model, x, y):
+def _input_gradient(model, x, y):
     with tf.GradientTape() as tape:
         tape.watch(x)
-        outputs = model(x, training=False)
-        chosen = tf.reduce_sum(tf.gather(outputs, y, axis=1, batch_dims=1))
+        loss = tf.reduce_sum(cross_entropy(model(x, training=False), y))
     gradient = tape.gradient(
-        chosen, x, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        loss, x, unconnected_gradients=tf.UnconnectedGradients.ZERO
     )
     return gradient.numpy().reshape(len(y), -1)
 
@@ -185,11 +186,10 @@ def _clipping(model, recorded, n):
     clipping = np.zeros(n, bool)
     for found in capped_activations(model):
         batches = [b for b in recorded.get(found.layer, []) if len(b) == n]
-        if not batches:
+        caps = found.caps
+        if not batches or caps is None:
             return None
-        if found.caps is None:
-            return None
-        caps = np.maximum(found.caps, 0.0)
+        caps = np.maximum(caps, 0.0)
         for batch in batches:
             clipped = np.maximum(batch, 0.0) > caps
             clipping |= clipped.reshape(n, -1).any(axis=1)
