@@ -2,7 +2,7 @@
 
     retrofit --backbone InceptionV3 --dataset cifar10 --placement head \\
         --activation drelu --lam 100 --epochs 30 --out runs/inception-cifar10
-    retrofit evaluate RUN_DIR [--eps 0.03] [--suite paper]
+    retrofit evaluate RUN_DIR [--eps 0.03] [--suite paper] [--resume]
     retrofit export RUN_DIR [--to PATH]
     retrofit backbones
 
@@ -197,6 +197,9 @@ def evaluate_parser():
                     "the stored settings for this evaluation.",
     )
     parser.add_argument("run_dir", help="output directory of a run")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted evaluation with the same settings "
+                             "from its saved state in RUN_DIR (default: start afresh)")
     _add_evaluation_options(parser, {})
     return parser
 
@@ -230,9 +233,9 @@ def _dispatch(argv):
         changes = {
             key: value
             for key, value in vars(args).items()
-            if key != "run_dir" and value is not None
+            if key not in ("run_dir", "resume") and value is not None
         }
-        runs.evaluate_existing(args.run_dir, **changes)
+        runs.evaluate_existing(args.run_dir, resume=args.resume, **changes)
         return
     if argv and argv[0] == "export":
         args = export_parser().parse_args(argv[1:])

@@ -8,6 +8,9 @@ A run lives in one output directory:
 - `model.keras`: the trained classifier;
 - `report.md`, `report.json`, `report.csv`, `examples.png`: the
   robustness evaluation;
+- `evaluation-state.npz`: the evaluation's progress
+  (`keras_drelu.evaluation.EvaluationState`), from which an interrupted
+  evaluation continues with `resume=True` (`retrofit evaluate --resume`);
 - `serving/`: the SavedModel for serving (uint8 images in, probabilities
   and class ids out).
 
@@ -35,6 +38,7 @@ from keras_drelu.arguments import check_non_negative
 from keras_drelu.arguments import check_number
 from keras_drelu.arguments import check_positive
 from keras_drelu.arguments import check_seed
+from keras_drelu.evaluation import EvaluationStateError
 from keras_drelu.evaluation import evaluate_robustness
 from keras_drelu.layers.activations import make_activation
 from keras_drelu.training import RECIPES
@@ -53,6 +57,7 @@ SUITE_CHOICES = ("auto", "paper", "standard", "adaptive")
 NORMS = ("linf", "l2")
 PRECISIONS = ("auto", "on", "off")
 STAGES = ("created", "trained", "evaluated", "exported")
+EVALUATION_STATE = "evaluation-state.npz"
 
 
 class RunError(ValueError):
@@ -459,27 +464,40 @@ def _overrides(settings):
     return overrides
 
 
-def evaluate_model(settings, directory, record, model, splits, log):
-    """Clean accuracy on the test split, then the robustness report."""
+def evaluate_model(settings, directory, record, model, splits, log, resume=False):
+    """Clean accuracy on the test split, then the robustness report.
+
+    The evaluation saves its progress in `EVALUATION_STATE`; with `resume`
+    it continues from a saved state, else it starts afresh.
+    """
     model.compile(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
     _, clean = model.evaluate(splits.test, verbose=0)
     log(f"clean test accuracy: {clean:.4f}")
-    report = evaluate_robustness(
-        model,
-        splits.test,
-        eps=settings.eps,
-        n_examples=settings.eval_images,
-        norm=settings.norm,
-        suite=None if settings.suite == "auto" else settings.suite,
-        batch_size=max(settings.batch_size, 128),
-        overrides=_overrides(settings) or None,
-        seed=settings.seed,
-        model_name=f"{settings.backbone} + {settings.activation} "
-                   f"({settings.placement})",
-    )
+    state_path = directory / EVALUATION_STATE
+    if not resume:
+        state_path.unlink(missing_ok=True)
+    try:
+        report = evaluate_robustness(
+            model,
+            splits.test,
+            eps=settings.eps,
+            n_examples=settings.eval_images,
+            norm=settings.norm,
+            suite=None if settings.suite == "auto" else settings.suite,
+            batch_size=max(settings.batch_size, 128),
+            overrides=_overrides(settings) or None,
+            seed=settings.seed,
+            model_name=f"{settings.backbone} + {settings.activation} "
+                       f"({settings.placement})",
+            state_path=state_path,
+        )
+    except EvaluationStateError as error:
+        raise RunError(
+            f"{error} (run without --resume to start afresh)"
+        ) from error
     directory.write_text("report.md", report.to_markdown())
     directory.write_text("report.json", report.to_json())
     directory.write_text("report.csv", report.to_csv())
@@ -570,7 +588,9 @@ def run(settings, out, *, resume=False, overwrite=False, log=print):
     else:
         model = directory.load_model()
     if stage < STAGES.index("evaluated") and settings.evaluate:
-        report = evaluate_model(settings, directory, record, model, splits, log)
+        report = evaluate_model(
+            settings, directory, record, model, splits, log, resume=resume
+        )
         log(str(report))
         record["stage"] = "evaluated"
         directory.write(record)
@@ -583,12 +603,15 @@ def run(settings, out, *, resume=False, overwrite=False, log=print):
     return record
 
 
-def evaluate_existing(out, log=print, **changes):
+def evaluate_existing(out, log=print, resume=False, **changes):
     """Evaluates the model of a finished run again, with `changes` applied.
 
     Args:
         out: The run's directory.
         log: Where progress lines go.
+        resume: Continue an interrupted evaluation of the same settings
+            from its saved state (`EVALUATION_STATE`), instead of starting
+            afresh.
         **changes: `RunSettings` fields to change for this evaluation
             (`eps`, `norm`, `suite`, `eval_images`, `apgd_steps`,
             `square_queries`).
@@ -601,7 +624,9 @@ def evaluate_existing(out, log=print, **changes):
     settings.validate()
     model = directory.load_model()
     splits = load_data(settings)
-    report = evaluate_model(settings, directory, record, model, splits, log)
+    report = evaluate_model(
+        settings, directory, record, model, splits, log, resume=resume
+    )
     record["settings"] = dataclasses.asdict(settings)
     directory.write(record)
     log(str(report))

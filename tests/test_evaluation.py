@@ -36,8 +36,10 @@ from keras_drelu.evaluation.checks import CHECKS
 from keras_drelu.evaluation.checks import CheckContext
 from keras_drelu.evaluation.checks import CheckResults
 from keras_drelu.evaluation.checks import flag_attacks
+from keras_drelu.evaluation.checks import flag_large_eps
 from keras_drelu.evaluation.checks import flag_not_adaptive
 from keras_drelu.evaluation.checks import flag_results
+from keras_drelu.evaluation.checks import flag_straight_through
 from keras_drelu.evaluation.inputs import check_settings
 from keras_drelu.evaluation.inputs import detect_outputs
 from keras_drelu.evaluation.report import assemble_report
@@ -255,8 +257,8 @@ def test_flag_rules_on_constructed_results():
 
     pgd = entry("PGD", "white-box", 0.6, [0, 1])
     fgsm = entry("FGSM", "single-step", 0.5, [2])
-    square = entry("Square", "black-box", 0.4, [3])
-    bpda = entry("BPDA(PGD)", "adaptive", 0.3, [4])
+    square = entry("Square", "black-box", 0.3, [3, 5])
+    bpda = entry("BPDA(PGD)", "adaptive", 0.2, [4])
     codes = [
         f.code for f in flag_results([pgd, fgsm, square, bpda], correct, True)
     ]
@@ -329,7 +331,7 @@ def test_contains_capped_relu_searches_nested_models():
     assert contains_capped_relu(outer) and not contains_capped_relu(plain)
 
 
-def test_subclassed_capped_model_flags_missing_adaptive_attacks(data):
+def test_subclassed_capped_model_is_seen_through_but_has_no_twin(data):
     x, y = data
 
     class Net(keras.Model):
@@ -346,6 +348,7 @@ def test_subclassed_capped_model_flags_missing_adaptive_attacks(data):
                 inputs = layer(inputs)
             return inputs
 
+    keras.utils.set_random_seed(0)
     net = Net()
     net(x[:1])
     report = evaluate_robustness(
@@ -353,13 +356,116 @@ def test_subclassed_capped_model_flags_missing_adaptive_attacks(data):
         x[:20],
         y[:20],
         eps=0.1,
-        suite="adaptive",
         overrides=QUICK,
         verbose=False,
         checks_enabled=False,
     )
+    # BPDA sees through the caps of a subclassed model in place; only the
+    # uncapped twin needs a copy, which a subclassed model cannot give.
+    assert report.suite == "adaptive"
+    assert {"BPDA(APGD-CE)", "BPDA(APGD-T)"} <= set(report.accuracy)
+    unavailable = [f for f in report.flags if f.code == "adaptive-unavailable"]
+    assert len(unavailable) == 1
+    assert unavailable[0].message.startswith("Transfer(APGD-CE): ")
+
+
+class Block(keras.layers.Layer):
+    """A custom layer: Keras tracks its sublayers, clone_model cannot."""
+
+    def __init__(self, dense, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = dense
+        self.activation = activation
+
+    def call(self, x):
+        return self.activation(self.dense(x))
+
+
+def _rewired(trained, activation, custom):
+    """`trained`'s layers around `activation`, in a custom layer or not."""
+    inputs = keras.Input((8, 8, 1))
+    flat = trained.layers[0](inputs)
+    dense = trained.layers[1]
+    hidden = (
+        Block(dense, activation, name="block")(flat)
+        if custom
+        else activation(dense(flat))
+    )
+    return keras.Model(inputs, trained.layers[3](hidden))
+
+
+def test_caps_the_evaluation_used_to_miss_get_the_adaptive_suite(
+    capped_model, capped_report, data
+):
+    x, y = data
+    # The capped digits net rebuilt with its cap inside a custom layer, and
+    # with the cap written as keras.layers.ReLU(max_value=0.01).
+    custom = _rewired(capped_model, SReLU(0.01, name="cap"), custom=True)
+    relu_max = _rewired(
+        capped_model, keras.layers.ReLU(max_value=0.01), custom=False
+    )
+    for model in (custom, relu_max):
+        np.testing.assert_allclose(
+            model(x).numpy(), capped_model(x).numpy(), rtol=1e-6
+        )
+        report = evaluate_robustness(
+            model, x, y, eps=0.2, overrides=QUICK, verbose=False,
+            checks_enabled=False,
+        )
+        assert report.suite == "adaptive"
+        # BPDA sees through the cap: far below what the plain attacks leave,
+        # as on the SReLU model itself.
+        assert report.accuracy["BPDA(APGD-T)"] < report.accuracy["Square"] - 0.2
+        assert report.worst_case_accuracy == pytest.approx(
+            capped_report.worst_case_accuracy, abs=0.1
+        )
     codes = [flag.code for flag in report.flags]
-    assert codes.count("adaptive-unavailable") == 3
+    assert "adaptive-unavailable" not in codes and "adaptive-gain" in codes
+    flagged = evaluate_robustness(
+        custom, x[:30], y[:30], eps=0.2, suite=[FGSM(custom, eps=0.2)],
+        verbose=False, checks_enabled=False,
+    )
+    assert "not-adaptive" in [flag.code for flag in flagged.flags]
+
+
+class Precompiled(keras.layers.Layer):
+    """Calls its cap in a function traced once, at model construction.
+
+    A straight-through scope entered later cannot reach into that trace:
+    BPDA then runs as the plain attack, and the evaluation must say so.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.cap = SReLU(0.01, name="cap")
+        self._capped = tf.function(
+            self.cap, input_signature=[tf.TensorSpec([None, 64])]
+        )
+
+    def call(self, x):
+        return self._capped(x)
+
+
+def test_bpda_that_cannot_see_through_is_flagged(capped_model, data):
+    x, y = data
+    model = _rewired(capped_model, Precompiled(name="precompiled"), custom=False)
+    attack = build_attack(
+        "BPDA(PGD)", model, {"eps": 0.2}, overrides={"PGD": {"steps": 5}}
+    )
+    check = attack.gradient_check(x[:8], y[:8])
+    assert check.clipping is None and not check.differs.any()
+    report = evaluate_robustness(
+        model, x[:30], y[:30], eps=0.2, suite=[attack], verbose=False,
+        checks_enabled=False,
+    )
+    unavailable = [f for f in report.flags if f.code == "adaptive-unavailable"]
+    assert len(unavailable) == 1
+    assert "BPDA(PGD): its input gradient equals the exact" in unavailable[0].message
+    # The same cap, called directly, is seen through and not flagged.
+    working = build_attack("BPDA(PGD)", capped_model, {"eps": 0.2})
+    check = working.gradient_check(x[:8], y[:8])
+    assert check.clipping.all() and check.differs.all()
+    assert flag_straight_through([working], x, y) == []
 
 
 @pytest.mark.parametrize(
@@ -657,7 +763,7 @@ def test_run_checks_measures_each_check_of_the_table():
         [keras.Input((4,)), keras.layers.Rescaling(0.0), keras.layers.Dense(3)]
     )
     blind.layers[-1].set_weights(
-        [np.ones((4, 3), "float32"), np.array([0.0, 1.0, 0.0], "float32")]
+        [np.ones((4, 3), "float32"), np.array([0.0, 2.0, 0.0], "float32")]
     )
     x = np.random.default_rng(0).uniform(size=(20, 4)).astype("float32")
     y = np.ones(20, "int64")
@@ -748,3 +854,124 @@ def test_evaluate_any_model_example_runs(capsys):
     assert report.n_examples == 40 and report.suite == "standard"
     assert report.worst_case_accuracy < report.clean_accuracy
     assert "## Robustness of `digits_cnn`" in capsys.readouterr().out
+
+
+# The checks and flags of AutoAttack's checks.py.
+
+
+def _blind(n_classes, favourite=1):
+    """An input-blind model: always class `favourite`, zero input gradient."""
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Rescaling(0.0),
+         keras.layers.Dense(n_classes)]
+    )
+    bias = np.zeros(n_classes, "float32")
+    bias[favourite] = 2.0
+    model.layers[-1].set_weights([np.ones((4, n_classes), "float32"), bias])
+    return model
+
+
+def _context(model, n_correct, n_examples, n_classes, outputs="logits"):
+    x = np.random.default_rng(0).uniform(size=(n_correct, 4)).astype("float32")
+    y = np.argmax(model.predict(x, verbose=0), axis=1)
+    return CheckContext(
+        model, x, y, n_examples=n_examples, n_classes=n_classes,
+        settings=check_settings(0.1, outputs=outputs),
+        predict=predictor(model, 64, (4,)),
+    )
+
+
+def test_large_eps_flag_is_relative_to_chance_level():
+    # 2% left correct is far from broken with 100 classes (chance 1%), and
+    # about broken with 10 (chance 10%).
+    assert [f.code for f in flag_large_eps(0.02, 1.0, 100)] == [
+        "large-eps-not-broken"
+    ]
+    assert flag_large_eps(0.02, 1.0, 10) == []
+    assert flag_large_eps(0.004, 1.0, 100) == []
+    assert "0.5 of chance level for 200 classes" in str(
+        flag_large_eps(0.01, 1.0, 200)[0]
+    )
+    # A blind 100-class model keeps 4 of 100 inputs whatever the radius.
+    checked = run_checks(_context(_blind(100), 4, 100, 100), ["large-eps check"])
+    assert checked.values == {"large_eps_accuracy": 0.04}
+    assert [f.code for f in checked.flags] == ["large-eps-not-broken"]
+
+
+def test_black_box_stronger_needs_autoattack_margin():
+    def flags(n, extra):
+        correct = np.ones(n, bool)
+        white = np.zeros(n, bool)
+        white[:10] = True
+        square = np.zeros(n, bool)
+        square[10 : 10 + extra] = True
+        entries = [
+            (AttackResult("APGD-CE", "white-box", "linf", 0.1, 0.5, n, 10, 0),
+             white),
+            (AttackResult("Square", "black-box", "linf", 0.1, 0.4, n, extra, 0),
+             square),
+        ]
+        return [f for f in flag_results(entries, correct, True)
+                if f.code == "black-box-stronger"]
+
+    # One input of 200 is 0.5% but never enough; 15 of 10000 (0.15%) is
+    # within AutoAttack's 0.2%.
+    assert flags(200, 1) == [] and flags(10000, 15) == []
+    (flag,) = flags(200, 3)
+    assert flag.message.startswith("Square broke 3 of 200 inputs (1.5%)")
+    assert len(flags(10000, 25)) == 1
+
+
+class MonteCarloDropout(keras.layers.Dropout):
+    """Dropout left on at inference."""
+
+    def call(self, inputs, training=None):
+        return super().call(inputs, training=True)
+
+
+def test_randomized_outputs_are_flagged():
+    random_model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(16), MonteCarloDropout(0.5),
+         keras.layers.Dense(3)]
+    )
+    checked = run_checks(
+        _context(random_model, 16, 16, 3), ["randomness check"]
+    )
+    assert checked.values["output_variation"] > 0.01
+    assert [f.code for f in checked.flags] == ["randomized-outputs"]
+    steady = run_checks(_context(_blind(3), 16, 16, 3), ["randomness check"])
+    assert steady.values == {"output_variation": 0.0} and steady.flags == []
+
+
+class HiddenSoftmax(keras.layers.Layer):
+    """A softmax inside a custom layer: its logits cannot be recovered."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(3)
+
+    def call(self, x):
+        return keras.ops.softmax(self.dense(x))
+
+
+def test_probability_outputs_are_flagged_when_logits_are_lost():
+    logits = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    recoverable = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3, activation="softmax")]
+    )
+    inputs = keras.Input((4,))
+    hidden = keras.Model(inputs, HiddenSoftmax()(inputs))
+    outcomes = {}
+    for name, model in [
+        ("logits", logits), ("recoverable", recoverable), ("hidden", hidden)
+    ]:
+        checked = run_checks(_context(model, 8, 8, 3), ["output check"])
+        outcomes[name] = (
+            checked.values["output_type"], [f.code for f in checked.flags]
+        )
+    assert outcomes == {
+        "logits": ("logits", []),
+        "recoverable": ("probabilities (logits recovered)", []),
+        "hidden": ("probabilities", ["probability-outputs"]),
+    }
+    assert {"randomized-outputs", "probability-outputs"} <= set(FLAG_DOCS)

@@ -6,10 +6,19 @@ Athalye et al., 2018). These wrappers run any gradient attack where the cap
 cannot hide the gradient.
 """
 
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
 from keras_drelu.arguments import ArgumentTypeError
 from keras_drelu.attacks.base import Attack
+from keras_drelu.attacks.losses import cross_entropy
+from keras_drelu.inspection import capped_activations
+from keras_drelu.layers.drelu import record_inputs
+from keras_drelu.layers.straight_through import straight_through
+from keras_drelu.transforms import straight_through_model
 from keras_drelu.transforms import uncapped_twin
-from keras_drelu.transforms import with_gradient_mode
 
 
 class _Wrapped(Attack):
@@ -67,10 +76,16 @@ def _base_config(attack):
 class BPDA(_Wrapped):
     """Runs `attack` with straight-through gradients through every cap.
 
-    The attack sees `keras_drelu.with_gradient_mode(model, "bpda")`: the same
-    outputs as `model`, with each cap's gradient replaced by a plain ReLU's
+    The attack runs inside `keras_drelu.straight_through()` on
+    `keras_drelu.transforms.straight_through_model(model)`: the model itself
+    when its caps are `DReLU`/`SReLU` layers (wherever they sit, custom
+    layers and subclassed models included), else a copy whose other capped
+    activations (`ReLU(max_value)`, relu6) are rewritten as `SReLU`s. Each
+    cap keeps its output and passes the input gradient a plain ReLU would
     (Backward Pass Differentiable Approximation, Athalye et al., 2018).
-    Since the outputs are the same, its successes are the model's.
+    Since the outputs are the model's, so are its successes.
+    `gradient_check` tells whether the gradient really differs from the
+    exact one, which the evaluation checks before trusting the attack.
 
     Example:
 
@@ -82,20 +97,103 @@ class BPDA(_Wrapped):
     ...      keras.layers.Dense(3)]
     ... )
     >>> attack = BPDA(PGD(model, eps=0.1, steps=5))
-    >>> attack.name
-    'BPDA(PGD)'
+    >>> attack.name, attack.surrogate is model
+    ('BPDA(PGD)', True)
     >>> attack.generate(np.full((2, 4), 0.5, "float32"), np.array([0, 1])).shape
     (2, 4)
 
     Args:
-        attack: A gradient `Attack` on a Sequential or functional model.
+        attack: A gradient `Attack`.
+
+    Raises:
+        ValueError: If some capped activation of the model can be neither
+            seen through in place nor rewritten (a `ReLU(max_value)` inside
+            a custom layer, say).
     """
 
     prefix = "BPDA"
     kind = "adaptive"
 
     def _surrogate(self, model):
-        return with_gradient_mode(model, "bpda")
+        return straight_through_model(model)
+
+    def generate(self, x, y):
+        # The scope is read when a layer is called, so when the inner
+        # attack's functions are traced; they belong to this attack alone
+        # and are only ever called (and traced) here.
+        with straight_through():
+            return self._inner.generate(x, y)
+
+    def gradient_check(self, x, y):
+        """Whether BPDA's input gradient differs from the exact one, per input.
+
+        Compares the gradient of each input's cross-entropy (of the model's
+        outputs taken as scores, so that every output counts) through the
+        straight-through surrogate with the exact gradient of the model,
+        and records where some cap clips: where none does, the two
+        gradients are rightly the same.
+
+        Args:
+            x: Inputs (a few dozen are enough).
+            y: Their integer labels.
+
+        Returns:
+            A `GradientCheck`.
+        """
+        x = tf.constant(np.asarray(x, "float32"))
+        y = np.asarray(y, "int64")
+        with record_inputs() as recorded, straight_through():
+            through = _input_gradient(self.surrogate, x, y)
+        exact = _input_gradient(self.model, x, y)
+        scale = np.maximum(
+            np.abs(through).max(axis=1), np.abs(exact).max(axis=1)
+        )
+        differs = np.abs(through - exact).max(axis=1) > 1e-6 * scale
+        return GradientCheck(
+            clipping=_clipping(self.surrogate, recorded, len(y)),
+            differs=differs,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientCheck:
+    """What `BPDA.gradient_check` found, per input.
+
+    Args:
+        clipping: Whether some cap clips the input, or `None` if some cap
+            could not be observed (one called inside a function a custom
+            layer compiled itself).
+        differs: Whether the straight-through gradient differs from the
+            exact one.
+    """
+
+    clipping: np.ndarray
+    differs: np.ndarray
+
+
+def _input_gradient(model, x, y):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(cross_entropy(model(x, training=False), y))
+    gradient = tape.gradient(
+        loss, x, unconnected_gradients=tf.UnconnectedGradients.ZERO
+    )
+    return gradient.numpy().reshape(len(y), -1)
+
+
+def _clipping(model, recorded, n):
+    """Per input, whether a `DReLU`/`SReLU` of `model` clipped it."""
+    clipping = np.zeros(n, bool)
+    for found in capped_activations(model):
+        batches = [b for b in recorded.get(found.layer, []) if len(b) == n]
+        caps = found.caps
+        if not batches or caps is None:
+            return None
+        caps = np.maximum(caps, 0.0)
+        for batch in batches:
+            clipped = np.maximum(batch, 0.0) > caps
+            clipping |= clipped.reshape(n, -1).any(axis=1)
+    return clipping
 
 
 class Transfer(_Wrapped):

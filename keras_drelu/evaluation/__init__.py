@@ -2,7 +2,8 @@
 
 `evaluate_robustness` runs the steps in order; each is usable on its own:
 `evaluation_inputs` (arrays or a `tf.data.Dataset`), `build_suite`,
-`run_cascade`, `run_checks` and `assemble_report`.
+`run_cascade`, `run_checks` and `assemble_report`. `EvaluationState` saves
+their progress, so that a killed evaluation continues.
 """
 
 from keras_drelu.evaluation.cascade import Cascade
@@ -18,14 +19,16 @@ from keras_drelu.evaluation.report import Flag
 from keras_drelu.evaluation.report import RobustnessReport
 from keras_drelu.evaluation.report import assemble_report
 from keras_drelu.evaluation.robustness import evaluate_robustness
+from keras_drelu.evaluation.state import EvaluationState
+from keras_drelu.evaluation.state import EvaluationStateError
 from keras_drelu.evaluation.suites import ATTACKS
 from keras_drelu.evaluation.suites import SUITES
 from keras_drelu.evaluation.suites import Suite
 from keras_drelu.evaluation.suites import build_attack
 from keras_drelu.evaluation.suites import build_suite
-from keras_drelu.evaluation.suites import contains_capped_relu
 from keras_drelu.evaluation.sweep import EpsSweep
 from keras_drelu.evaluation.sweep import eps_sweep
+from keras_drelu.inspection import contains_capped_relu
 
 __all__ = [
     "ATTACKS",
@@ -34,6 +37,8 @@ __all__ = [
     "Cascade",
     "CascadeResult",
     "EpsSweep",
+    "EvaluationState",
+    "EvaluationStateError",
     "FLAG_DOCS",
     "Flag",
     "RobustnessReport",

@@ -4,7 +4,10 @@
 cascade) or every correctly classified input, checks that the attack kept to
 its threat model and records, per input, whether it was broken and the first
 adversarial example found. `run_cascade` runs a list of attacks and returns
-a `CascadeResult`, plain data that the checks and the report read.
+a `CascadeResult`, plain data that the checks and the report read. That
+result, with a `PartialAttack` for an attack part-way through its inputs,
+is all there is to save (`keras_drelu.evaluation.state`): a cascade
+continues from them.
 """
 
 import dataclasses
@@ -149,11 +152,36 @@ class CascadeResult:
         return self.robust_under(self.threat_model)
 
 
+@dataclasses.dataclass
+class PartialAttack:
+    """An attack part-way through its inputs.
+
+    Args:
+        name: The attack's name.
+        index: The inputs it runs on (indices into the cascade's inputs).
+        adversarial: Its examples for the first `len(adversarial)` of them.
+        predictions: The model's predictions on `adversarial`.
+        seconds: Time spent so far.
+    """
+
+    name: str
+    index: np.ndarray
+    adversarial: np.ndarray
+    predictions: np.ndarray
+    seconds: float
+
+    @property
+    def done(self):
+        """How many of its inputs the attack has finished."""
+        return len(self.adversarial)
+
+
 class Cascade:
     """Runs attacks one at a time on the inputs `x`, keeping the books.
 
     All its state is the `CascadeResult` (`result()`): which inputs each
-    attack broke is enough to know which inputs the next one runs on.
+    attack broke is enough to know which inputs the next one runs on, so a
+    cascade can continue from a saved result.
 
     Example:
 
@@ -177,15 +205,26 @@ class Cascade:
         cascade: Whether each attack runs only on the inputs the earlier
             attacks of its threat model left robust (else on every
             correctly classified input). Defaults to `True`.
+        chunk_size: Inputs given to an attack at once; after each chunk
+            `run_attack` reports its progress. Defaults to `None`, all of
+            them at once.
+        result: A `CascadeResult` of earlier attacks on the same inputs
+            (a saved state) to continue from, instead of the clean
+            predictions. Defaults to `None`.
     """
 
     def __init__(
-        self, x, y, predict, *, threat_model, clip_values, cascade=True
+        self, x, y, predict, *, threat_model, clip_values, cascade=True,
+        chunk_size=None, result=None,
     ):
         self.x, self.y, self.predict = x, y, predict
         self.threat_model = tuple(threat_model)
         self.clip_values = tuple(clip_values)
         self.cascade = cascade
+        self.chunk_size = chunk_size or max(len(x), 1)
+        if result is not None:
+            self._result = result
+            return
         start = time.perf_counter()
         clean_pred = predict(x)
         self._result = CascadeResult(
@@ -207,27 +246,68 @@ class Cascade:
             return np.flatnonzero(self._result.clean_correct)
         return np.flatnonzero(self._result.robust_under(threat_model))
 
-    def run_attack(self, attack):
-        """Runs `attack` on `targets(...)`, records it and returns its row."""
+    def run_attack(self, attack, *, partial=None, on_chunk=None):
+        """Runs `attack` on `targets(...)`, records it and returns its row.
+
+        Args:
+            attack: An `Attack`.
+            partial: A `PartialAttack` of this attack on the same inputs (a
+                saved state): its finished inputs are not attacked again.
+                Defaults to `None`.
+            on_chunk: Called with a `PartialAttack` after each chunk of
+                `chunk_size` inputs but the last. Defaults to `None`.
+        """
         index = self.targets(attack.threat_model)
-        adversarial, predictions, seconds = self.generate(attack, index)
+        adversarial, predictions, seconds = self.generate(
+            attack, index, partial=partial, on_chunk=on_chunk
+        )
         return self._record(attack, index, adversarial, predictions, seconds)
 
-    def generate(self, attack, index):
+    def generate(self, attack, index, *, partial=None, on_chunk=None):
         """`attack`'s examples for the inputs `index`, checked and predicted.
+
+        Chunks of `chunk_size` inputs run one after another (the attack
+        batches each chunk as it would the whole), so the examples are
+        those of one call on all of them.
+
+        Args:
+            attack: An `Attack`.
+            index: Indices of the inputs to attack.
+            partial: As in `run_attack`. Defaults to `None`.
+            on_chunk: As in `run_attack`. Defaults to `None`.
 
         Returns:
             `(adversarial, predictions, seconds)`.
         """
         x, y = self.x[index], self.y[index]
-        start = time.perf_counter()
-        adversarial = attack.generate(x, y) if len(index) else x
-        predictions = self.predict(adversarial)
-        seconds = time.perf_counter() - start
-        check_threat_model(
-            attack.name, x, adversarial, attack.threat_model, self.clip_values
-        )
-        return adversarial, predictions, seconds
+        if partial is None or not (
+            partial.name == attack.name
+            and np.array_equal(partial.index, index)
+        ):
+            partial = PartialAttack(
+                attack.name, index, x[:0], np.zeros([0], "int32"), 0.0
+            )
+        adversarial, predictions = [partial.adversarial], [partial.predictions]
+        seconds = partial.seconds
+        for begin in range(partial.done, len(index), self.chunk_size):
+            end = begin + self.chunk_size
+            start = time.perf_counter()
+            chunk = attack.generate(x[begin:end], y[begin:end])
+            check_threat_model(
+                attack.name, x[begin:end], chunk, attack.threat_model,
+                self.clip_values,
+            )
+            predictions.append(self.predict(chunk))
+            adversarial.append(chunk)
+            seconds += time.perf_counter() - start
+            if on_chunk is not None and end < len(index):
+                on_chunk(
+                    PartialAttack(
+                        attack.name, index, np.concatenate(adversarial),
+                        np.concatenate(predictions), seconds,
+                    )
+                )
+        return np.concatenate(adversarial), np.concatenate(predictions), seconds
 
     def _record(self, attack, index, adversarial, predictions, seconds):
         result, threat = self._result, attack.threat_model
@@ -270,9 +350,14 @@ class Cascade:
 
 def run_cascade(
     attacks, x, y, predict, *, threat_model, clip_values, cascade=True,
-    progress=None,
+    progress=None, chunk_size=None, result=None, partial=None,
+    on_progress=None,
 ):
     """Runs `attacks` in order with a `Cascade`; returns its result.
+
+    Given the `result` (and `partial`) of an earlier, interrupted run of
+    the same attacks on the same inputs, it continues where that run
+    stopped: attacks already in `result` are not run again.
 
     Example:
 
@@ -297,6 +382,14 @@ def run_cascade(
         cascade: As in `Cascade`. Defaults to `True`.
         progress: Optional `tqdm` bar, advanced once per attack. Defaults
             to `None`.
+        chunk_size: As in `Cascade`. Defaults to `None`.
+        result: A `CascadeResult` of the first attacks of `attacks`, to
+            continue from. Defaults to `None`.
+        partial: A `PartialAttack` of the next attack. Defaults to `None`.
+        on_progress: Called as `on_progress(result, partial)` after each
+            chunk of an attack (`partial` a `PartialAttack`) and after each
+            attack (`partial` `None`), e.g. to save them. Defaults to
+            `None`.
 
     Returns:
         A `CascadeResult`.
@@ -308,12 +401,25 @@ def run_cascade(
         threat_model=threat_model,
         clip_values=clip_values,
         cascade=cascade,
+        chunk_size=chunk_size,
+        result=result,
     )
-    for attack in attacks:
+    finished = len(runner.result().results)
+    if progress is not None:
+        progress.update(finished)
+
+    def on_chunk(chunk):
+        if on_progress is not None:
+            on_progress(runner.result(), chunk)
+
+    for attack in list(attacks)[finished:]:
         if progress is not None:
             index = runner.targets(attack.threat_model)
             progress.set_postfix_str(f"{attack.name} on {len(index)} inputs")
-        runner.run_attack(attack)
+        runner.run_attack(attack, partial=partial, on_chunk=on_chunk)
+        partial = None
+        if on_progress is not None:
+            on_progress(runner.result(), None)
         if progress is not None:
             progress.update(1)
     return runner.result()

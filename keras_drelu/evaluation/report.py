@@ -105,6 +105,11 @@ class RobustnessReport:
             input range, or `None` if not measured.
         zero_gradient_share: Share of correctly classified inputs whose
             input gradient is exactly zero, or `None`.
+        output_variation: Largest change of the (unit-scaled) outputs
+            between repeated forward passes, 0 for a deterministic model,
+            or `None`.
+        output_type: `"logits"`, `"probabilities (logits recovered)"` or
+            `"probabilities"`, or `None` if not measured.
         sweep: `EpsSweep` or `None`.
         robust: Per-input boolean array: correct and never broken.
         x: The clean inputs.
@@ -129,6 +134,8 @@ class RobustnessReport:
     notes: list = dataclasses.field(default_factory=list)
     large_eps_accuracy: float = None
     zero_gradient_share: float = None
+    output_variation: float = None
+    output_type: str = None
     sweep: object = None
     robust: np.ndarray = dataclasses.field(default=None, repr=False)
     x: np.ndarray = dataclasses.field(default=None, repr=False)
@@ -153,6 +160,8 @@ class RobustnessReport:
             "notes": list(self.notes),
             "large_eps_accuracy": self.large_eps_accuracy,
             "zero_gradient_share": self.zero_gradient_share,
+            "output_variation": self.output_variation,
+            "output_type": self.output_type,
             "sweep": None if self.sweep is None else self.sweep.to_dict(),
         }
 
@@ -253,6 +262,13 @@ class RobustnessReport:
             ),
         ]
         checks = []
+        if self.output_type is not None:
+            checks.append(f"outputs: {self.output_type}")
+        if self.output_variation is not None:
+            checks.append(
+                "change between repeated passes: "
+                f"{self.output_variation:.3g}"
+            )
         if self.zero_gradient_share is not None:
             checks.append(
                 f"zero input gradient: {percent(self.zero_gradient_share)} "

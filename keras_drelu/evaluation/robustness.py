@@ -3,7 +3,8 @@
 The evaluation is a sequence of steps, each a function of its own module
 (AutoAttack's `run_standard_evaluation` is the model): settings and inputs
 (`inputs`), the suite (`suites`), the attacks (`cascade`), the checks and
-flags (`checks`), the eps sweep (`sweep`) and the report (`report`).
+flags (`checks`), the eps sweep (`sweep`) and the report (`report`); `state`
+saves their progress for a run that must survive a kill.
 """
 
 import time
@@ -17,15 +18,18 @@ from keras_drelu.evaluation.cascade import run_cascade
 from keras_drelu.evaluation.checks import CHECKS
 from keras_drelu.evaluation.checks import CheckContext
 from keras_drelu.evaluation.checks import flag_attacks
+from keras_drelu.evaluation.checks import flag_straight_through
 from keras_drelu.evaluation.checks import run_checks
 from keras_drelu.evaluation.inputs import check_settings
 from keras_drelu.evaluation.inputs import detect_outputs
 from keras_drelu.evaluation.inputs import evaluation_inputs
 from keras_drelu.evaluation.report import assemble_report
+from keras_drelu.evaluation.state import EvaluationState
+from keras_drelu.evaluation.state import fingerprint
 from keras_drelu.evaluation.suites import build_suite
-from keras_drelu.evaluation.suites import contains_capped_relu
-from keras_drelu.evaluation.suites import default_suite
+from keras_drelu.evaluation.sweep import EpsSweep
 from keras_drelu.evaluation.sweep import eps_sweep
+from keras_drelu.inspection import contains_capped_relu
 
 
 def evaluate_robustness(
@@ -47,6 +51,7 @@ def evaluate_robustness(
     seed=0,
     verbose=True,
     model_name=None,
+    state_path=None,
 ):
     """Evaluates `model` under a suite of attacks, with checks for masking.
 
@@ -59,15 +64,24 @@ def evaluate_robustness(
 
     The steps, each usable on its own: `check_settings` and
     `evaluation_inputs` (validation; arrays or a `tf.data.Dataset`),
-    `detect_outputs`, `build_suite`, `run_cascade`, `run_checks`,
-    `flag_attacks`, `eps_sweep` and `assemble_report`.
+    `detect_outputs`, `build_suite`, `flag_straight_through`,
+    `run_cascade`, `run_checks`, `flag_attacks`, `eps_sweep` and
+    `assemble_report`.
 
-    Suites (`keras_drelu.evaluation.SUITES`): `"paper"` (FGSM, PGD,
-    APGD-CE, APGD-DLR, CW-L2 bounded at L2 radius 18, Square; every attack
-    on every input), `"standard"` (APGD-CE, APGD-T, Square with 5000
-    queries; cascade) and `"adaptive"` (standard plus BPDA(APGD-CE),
-    BPDA(APGD-T) and Transfer(APGD-CE); cascade), the default for models
-    with `DReLU`/`SReLU` layers (`"standard"` otherwise).
+    The named suites are those of `keras_drelu.evaluation.SUITES` (each
+    `Suite` lists its attacks, schedule and budgets); `"adaptive"`, with
+    BPDA and transfer attacks, is the default for models with capped
+    activations (`keras_drelu.inspection.capped_activations`: `DReLU`,
+    `SReLU`, `ReLU(max_value)`, relu6), `"standard"` otherwise.
+
+    With `state_path`, the evaluation survives a kill: it saves its
+    progress there after each attack, every minute within a long one, and
+    after each check (`keras_drelu.evaluation.state`); run again with the
+    same path it continues where it stopped, and its report is the one an
+    uninterrupted run gives (bar the timings; an attack interrupted part-way
+    continues with fresh randomness on the inputs it had not reached). A
+    state saved by another evaluation (model, inputs, settings, attacks or
+    checks) is refused with an `EvaluationStateError`.
 
     Example:
 
@@ -132,6 +146,9 @@ def evaluate_robustness(
         verbose: Whether to show a progress bar and print the flags.
             Defaults to `True`.
         model_name: Name shown in the report. Defaults to `model.name`.
+        state_path: File where the evaluation saves its progress, and from
+            which it continues if the file exists. Defaults to `None`,
+            nothing saved.
 
     Returns:
         A `RobustnessReport`.
@@ -148,14 +165,28 @@ def evaluate_robustness(
         x, y, n_examples=n_examples, clip_values=settings.clip_values
     )
     settings, n_classes = detect_outputs(model, x, settings)
+    capped = contains_capped_relu(model)
+    if suite is None:
+        # `suites.default_suite`'s rule, on every capped activation found.
+        suite = "adaptive" if capped else "standard"
     suite = build_suite(
-        default_suite(model) if suite is None else suite,
+        suite,
         model,
         settings.attack_arguments(),
         n_classes=n_classes,
         overrides=overrides,
         cascade=cascade,
     )
+    state = None
+    if state_path is not None:
+        state = EvaluationState.open(
+            state_path,
+            fingerprint(
+                model, x, y, settings=settings, attacks=suite.attacks,
+                cascade=suite.cascade, checks=checks, sweep_eps=sweep_eps,
+            ),
+        )
+    flags = suite.flags + flag_straight_through(suite.attacks, x, y)
     predict = predictor(model, settings.batch_size, x.shape[1:])
     steps = len(suite.attacks) + len(checks) + bool(sweep_eps)
     with tqdm(
@@ -168,15 +199,23 @@ def evaluate_robustness(
             clip_values=settings.clip_values,
             cascade=suite.cascade,
             progress=progress,
+            chunk_size=settings.batch_size,
+            result=state and state.run,
+            partial=state and state.partial,
+            on_progress=state and state.update,
         )
         correct = run.clean_correct
         context = CheckContext(
             model, x[correct], y[correct], n_examples=len(x),
             n_classes=n_classes, settings=settings, predict=predict,
         )
-        checked = run_checks(context, checks, progress)
+        checked = run_checks(
+            context, checks, progress,
+            done=state and state.checks,
+            on_check=state and state.record_check,
+        )
         sweep, sweep_timings = _sweep(
-            model, x, y, sweep_eps, settings, overrides, progress
+            model, x, y, sweep_eps, settings, overrides, progress, state
         )
     report = assemble_report(
         model_name=model_name or getattr(model, "name", type(model).__name__),
@@ -186,9 +225,7 @@ def evaluate_robustness(
         y=y,
         run=run,
         checks=checked,
-        flags=suite.flags
-        + checked.flags
-        + flag_attacks(run, contains_capped_relu(model)),
+        flags=flags + checked.flags + flag_attacks(run, capped),
         sweep=sweep,
         timings=sweep_timings,
     )
@@ -198,20 +235,27 @@ def evaluate_robustness(
     return report
 
 
-def _sweep(model, x, y, sweep_eps, settings, overrides, progress):
+def _sweep(model, x, y, sweep_eps, settings, overrides, progress, state):
     """The PGD eps sweep of `evaluate_robustness`, and its timing."""
     if not sweep_eps:
         return None, {}
     progress.set_postfix_str("eps sweep")
-    start = time.perf_counter()
-    sweep = eps_sweep(
-        model, x, y, sweep_eps,
-        norm=settings.norm,
-        clip_values=settings.clip_values,
-        outputs=settings.outputs,
-        batch_size=settings.batch_size,
-        overrides=overrides,
-        seed=settings.seed,
-    )
+    if state is not None and state.sweep is not None:
+        sweep = EpsSweep(**state.sweep["sweep"])
+        seconds = state.sweep["seconds"]
+    else:
+        start = time.perf_counter()
+        sweep = eps_sweep(
+            model, x, y, sweep_eps,
+            norm=settings.norm,
+            clip_values=settings.clip_values,
+            outputs=settings.outputs,
+            batch_size=settings.batch_size,
+            overrides=overrides,
+            seed=settings.seed,
+        )
+        seconds = time.perf_counter() - start
+        if state is not None:
+            state.record_sweep(sweep, seconds)
     progress.update(1)
-    return sweep, {"eps sweep": time.perf_counter() - start}
+    return sweep, {"eps sweep": seconds}
