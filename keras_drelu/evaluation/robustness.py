@@ -64,10 +64,12 @@ def evaluate_robustness(
 
     Suites (`keras_drelu.evaluation.SUITES`): `"paper"` (FGSM, PGD,
     APGD-CE, APGD-DLR, CW-L2 bounded at L2 radius 18, Square; every attack
-    on every input), `"standard"` (APGD-CE, APGD-T, Square with 5000
-    queries; cascade) and `"adaptive"` (standard plus BPDA(APGD-CE),
-    BPDA(APGD-T) and Transfer(APGD-CE); cascade), the default for models
-    with `DReLU`/`SReLU` layers (`"standard"` otherwise).
+    on every input), `"standard"` (AutoAttack's standard: APGD-CE, APGD-T,
+    FAB-T and Square with 5000 queries; cascade) and `"adaptive"` (standard
+    plus BPDA(APGD-CE), BPDA(APGD-T) and Transfer(APGD-CE); cascade), the
+    default for models with `DReLU`/`SReLU` layers (`"standard"`
+    otherwise). Every suite runs whole under L-inf and L2, on inputs of any
+    shape.
 
     Example:
 
@@ -80,9 +82,9 @@ def evaluate_robustness(
     >>> report = evaluate_robustness(
     ...     model, x, y, eps=0.1, verbose=False,
     ...     overrides={"APGD-CE": {"steps": 5}, "APGD-T": {"steps": 5},
-    ...                "Square": {"n_queries": 20}})
+    ...                "FAB-T": {"steps": 5}, "Square": {"n_queries": 20}})
     >>> report.clean_accuracy, sorted(report.accuracy)
-    (1.0, ['APGD-CE', 'APGD-T', 'Square'])
+    (1.0, ['APGD-CE', 'APGD-T', 'FAB-T', 'Square'])
 
     A `tf.data.Dataset` of `(image, label)` pairs works the same:
 
@@ -147,7 +149,7 @@ def evaluate_robustness(
     x, y = evaluation_inputs(
         x, y, n_examples=n_examples, clip_values=settings.clip_values
     )
-    settings, n_classes = detect_outputs(model, x, settings)
+    settings, n_classes = detect_outputs(model, x, settings, y)
     suite = build_suite(
         default_suite(model) if suite is None else suite,
         model,

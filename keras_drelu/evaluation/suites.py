@@ -14,6 +14,7 @@ from keras_drelu.arguments import check_bool
 from keras_drelu.attacks import APGD
 from keras_drelu.attacks import APGDT
 from keras_drelu.attacks import BPDA
+from keras_drelu.attacks import FABT
 from keras_drelu.attacks import FGSM
 from keras_drelu.attacks import PGD
 from keras_drelu.attacks import CarliniWagnerL2
@@ -30,8 +31,12 @@ ATTACKS = {
     "APGD-CE": (APGD, {"loss": "ce", "steps": 100}),
     "APGD-DLR": (APGD, {"loss": "dlr", "steps": 100}),
     "APGD-T": (APGDT, {"steps": 100, "n_target_classes": 9}),
+    "FAB-T": (FABT, {"steps": 100, "n_target_classes": 9}),
     "CW-L2": (CarliniWagnerL2, {}),
-    "Square": (Square, {"n_queries": 5000, "p_init": 0.8}),
+    # AutoAttack's standard Square: 5000 queries, `p` not rescaled.
+    "Square": (
+        Square, {"n_queries": 5000, "p_init": 0.8, "rescale_schedule": False}
+    ),
 }
 
 WRAPPERS = {"BPDA": BPDA, "Transfer": Transfer}
@@ -66,14 +71,15 @@ SUITES = {
         description="the D-ReLU paper's attacks, each on every input",
     ),
     "standard": Suite(
-        attacks=("APGD-CE", "APGD-T", "Square"),
+        attacks=("APGD-CE", "APGD-T", "FAB-T", "Square"),
         cascade=True,
-        description="AutoAttack's standard attacks without FAB",
+        description="AutoAttack's standard attacks",
     ),
     "adaptive": Suite(
         attacks=(
             "APGD-CE",
             "APGD-T",
+            "FAB-T",
             "Square",
             "BPDA(APGD-CE)",
             "BPDA(APGD-T)",
@@ -208,11 +214,7 @@ def _suite_attacks(spec, model, common, overrides, n_classes, built):
         try:
             attack = build_attack(name, model, common, spec.budgets, overrides)
         except ValueError as error:
-            if "Square" in name and common.get("norm", "linf") != "linf":
-                built.notes.append(
-                    f"{name} skipped: only its L-inf form exists."
-                )
-            elif name.startswith(tuple(WRAPPERS)):
+            if name.startswith(tuple(WRAPPERS)):
                 built.flags.append(
                     Flag("adaptive-unavailable", f"{name}: {error}")
                 )
@@ -233,9 +235,9 @@ def build_suite(
 ):
     """The attacks of `suite` for `model`, in the order they will run.
 
-    Attacks a model cannot take are left out with a note (too few classes,
-    Square under L2) or a flag (a BPDA or transfer attack on a model that
-    cannot be rewritten). A cascade runs the attacks by kind in `KIND_ORDER`,
+    Attacks a model cannot take are left out with a note (too few classes)
+    or a flag (a BPDA or transfer attack on a model that cannot be
+    rewritten). A cascade runs the attacks by kind in `KIND_ORDER`,
     keeping the given order within each kind.
 
     Example:
@@ -244,7 +246,7 @@ def build_suite(
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     >>> built = build_suite("standard", model, {"eps": 0.1}, n_classes=3)
     >>> [attack.name for attack in built.attacks], built.notes
-    (['APGD-CE', 'Square'], ['APGD-T skipped: it needs at least 4 classes and the model has 3.'])
+    (['APGD-CE', 'FAB-T', 'Square'], ['APGD-T skipped: it needs at least 4 classes and the model has 3.'])
 
     Args:
         suite: A name of `SUITES`, or a non-empty list of `Attack`
