@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_drelu.attacks import Square
+from keras_drelu.attacks.square import _eta
 from keras_drelu.attacks.square import p_schedule
 
 
@@ -31,6 +32,29 @@ def reference_p_selection(it, n_queries, p_init, rescale):
     if 8000 < it:
         return p_init / 512
     return p_init
+
+
+def reference_rectangles(height, width):
+    """AutoAttack's `eta_rectangles` (L2), written out as it reads."""
+    delta = np.zeros([height, width])
+    x_c, y_c = height // 2 + 1, width // 2 + 1
+    corner = [x_c - 1, y_c - 1]
+    for counter in range(max(x_c, y_c)):
+        delta[
+            max(corner[0], 0) : min(corner[0] + 2 * counter + 1, height),
+            max(0, corner[1]) : min(corner[1] + 2 * counter + 1, width),
+        ] += 1.0 / (counter + 1) ** 2
+        corner[0] -= 1
+        corner[1] -= 1
+    return delta / np.sqrt((delta**2).sum())
+
+
+def reference_eta(side):
+    """AutoAttack's `eta` (L2) before its random transposition."""
+    delta = np.zeros([side, side])
+    delta[: side // 2] = reference_rectangles(side // 2, side)
+    delta[side // 2 :] = -reference_rectangles(side - side // 2, side)
+    return delta / np.sqrt((delta**2).sum())
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +141,28 @@ def test_l2_start_is_a_grid_of_patterns_at_radius_eps():
     tiles = delta.reshape(3, 5, 2, 5, 2).transpose(0, 1, 3, 2, 4)
     np.testing.assert_allclose(tiles.sum(axis=(3, 4)), 0.0, atol=1e-6)
     np.testing.assert_array_equal(attack.queries, [4, 4, 4])
+
+
+@pytest.mark.parametrize("side", [1, 2, 3, 4, 5, 8, 11])
+def test_l2_window_pattern_is_autoattacks(side):
+    np.testing.assert_allclose(
+        _eta(side, side, False).numpy(), reference_eta(side), atol=1e-6
+    )
+    # A flat input's window is the same rings along one row of features.
+    row = _eta(1, side, True).numpy()[0]
+    assert row.shape == (side,) and np.linalg.norm(row) == pytest.approx(1.0)
+    assert row[: side // 2].min(initial=0.0) >= 0.0 >= row[side // 2 :].max()
+
+
+def test_l2_perturbation_always_has_norm_eps(digits_relu, data):
+    # Every proposal rescales the whole perturbation to radius eps; away
+    # from the input range's edges nothing is clipped, so the norm is eps.
+    x, y = data
+    x = np.clip(x[:30], 0.0, 1.0) * 0.1 + 0.45
+    attack = Square(digits_relu, eps=0.3, norm="l2", n_queries=100, seed=0)
+    delta = (attack.generate(x, y[:30]) - x).reshape(30, -1)
+    np.testing.assert_allclose(np.linalg.norm(delta, axis=1), 0.3, rtol=1e-4)
+    assert (attack.queries > 1).any()
 
 
 def test_acceptance_keeps_only_lower_margins_and_fooled_inputs_stop(

@@ -109,11 +109,11 @@ def _rings(height, width):
     return values / tf.maximum(tf.norm(values), 1e-12)
 
 
-def _eta(height, width, flat, coin):
+def _eta(height, width, flat):
     """Square-L2's window pattern: `+` rings on one half, `-` on the other.
 
-    The halves split the rows of a square window (then the pattern is
-    transposed when `coin < 0.5`) and the features of a flat one.
+    The halves split the rows of a square window (whose pattern the attack
+    transposes at random) and the features of a flat one.
     """
     if flat:
         half = width // 2
@@ -124,9 +124,6 @@ def _eta(height, width, flat, coin):
         half = height // 2
         pattern = tf.concat(
             [_rings(half, width), -_rings(height - half, width)], axis=0
-        )
-        pattern = tf.cond(
-            coin < 0.5, lambda: tf.transpose(pattern), lambda: pattern
         )
     return pattern / tf.maximum(tf.norm(pattern), 1e-12)
 
@@ -329,33 +326,40 @@ class Square(Attack):
     def _tiles(self, images, grid):
         """L2 start: `_eta` patterns on a grid of tiles, at radius `eps`.
 
-        As AutoAttack: tiles of a fifth of the height (of the features for a
-        flat input), centred, each with one random sign per channel.
+        As AutoAttack: tiles of side `s`, a fifth of the height (of the
+        features for a flat input), `h // s` by `w // s` of them from a
+        centring offset, cut at the border; each tile's pattern is
+        transposed at random and takes one random sign per channel.
         """
         n = tf.shape(images)[0]
         length = grid.width if grid.flat else grid.height
         side = max(length // 5, 1)
         offset = max((length - 5 * side) // 2, 0)
-        starts = range(offset, length, side)
-        delta = tf.zeros_like(images)
-        for top in [0] if grid.flat else starts:
-            for left in starts:
-                height = 1 if grid.flat else min(side, grid.height - top)
-                width = min(side, grid.width - left)
-                full = _eta(
-                    1 if grid.flat else side, side, grid.flat,
-                    self._rng.uniform([]),
-                )[:height, :width]
-                placed = tf.pad(
-                    full,
-                    [
-                        [top, grid.height - top - height],
-                        [left, grid.width - left - width],
-                    ],
-                )
-                delta += placed[None, :, :, None] * self._sign(
-                    [n, 1, 1, grid.channels]
-                )
+        height = 1 if grid.flat else side
+        rows = 1 if grid.flat else grid.height // side
+        cols = grid.width // side
+        pattern = _eta(height, side, grid.flat)
+        if not grid.flat:
+            coins = self._rng.uniform([rows, cols, 1, 1])
+            pattern = tf.where(coins < 0.5, tf.transpose(pattern), pattern)
+        tiles = pattern[None, ..., None] * self._sign(
+            [n, rows, cols, 1, 1, grid.channels]
+        )
+        tiles = tf.reshape(
+            tf.transpose(tiles, [0, 1, 3, 2, 4, 5]),
+            [n, rows * height, cols * side, grid.channels],
+        )
+        top = 0 if grid.flat else offset
+        tiles = tiles[:, : grid.height - top, : grid.width - offset]
+        delta = tf.pad(
+            tiles,
+            [
+                [0, 0],
+                [top, grid.height - top - min(rows * height, grid.height - top)],
+                [offset, grid.width - offset - min(cols * side, grid.width - offset)],
+                [0, 0],
+            ],
+        )
         return self.eps * delta / (_per_example_l2(delta) + 1e-12)
 
     def _l2_step(self, images, x_best, grid, shape):
@@ -370,8 +374,15 @@ class Square(Attack):
         norm_first = _per_example_l2(delta * first, spatial)
         norm_both = _per_example_l2(delta * both, spatial)
         norm_all = _per_example_l2(delta)
+        pattern = _eta(height, width, grid.flat)
+        if not grid.flat:
+            pattern = tf.cond(
+                self._rng.uniform([]) < 0.5,
+                lambda: tf.transpose(pattern),
+                lambda: pattern,
+            )
         pattern = tf.pad(
-            _eta(height, width, grid.flat, self._rng.uniform([])),
+            pattern,
             [
                 [top, grid.height - top - height],
                 [left, grid.width - left - width],
