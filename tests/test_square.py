@@ -238,3 +238,28 @@ def test_square_l2_breaks_a_zero_gradient_model_on_any_input_shape(
     clean = accuracy(masked, x, y)
     attack = Square(masked, eps=1.0, norm="l2", n_queries=300, seed=0)
     assert accuracy(masked, attack.generate(x, y), y) < clean - 0.2
+
+
+def test_the_report_row_shows_the_median_queries_of_broken_inputs(
+    digits_relu, data
+):
+    from keras_drelu.attacks import FGSM
+    from keras_drelu.evaluation import evaluate_robustness
+
+    x, y = data
+    square = Square(digits_relu, eps=0.1, n_queries=50, seed=0)
+    report = evaluate_robustness(
+        digits_relu, x, y, eps=0.1, verbose=False, checks_enabled=False,
+        suite=[square, FGSM(digits_relu, eps=0.1)], cascade=False,
+    )
+    row, fgsm = report.results
+    correct = report.clean_accuracy * len(x)
+    assert row.attacked == len(square.queries) == round(correct)
+    # Each input the row counts as broken stopped querying once fooled.
+    assert row.broken and 1 <= row.queries <= 51
+    assert row.queries == np.median(np.sort(square.queries)[: row.broken])
+    assert fgsm.queries is None
+    assert f"{row.broken} / {row.attacked} (median {row.queries:g} queries)" in (
+        report.to_markdown()
+    )
+    assert report.to_csv().splitlines()[0].endswith(",queries")
