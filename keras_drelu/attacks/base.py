@@ -136,7 +136,7 @@ class Attack:
         }
 
     def clone(self, model, **changes):
-        """The same attack on another `model`, with `changes` to its settings."""
+        """The same attack on another `model`, with `changes` to settings."""
         return type(self)(model, **(self.get_config() | changes))
 
     @property
@@ -163,9 +163,10 @@ class Attack:
 
     def logits(self, x):
         """The model's logits (see `attacks_logits`)."""
-        if self._logits_fn is _log_probabilities:
+        read = self.model if self._logits_fn is None else self._logits_fn
+        if read is _log_probabilities:
             return _log_probabilities(self.model(x, training=False))
-        return (self._logits_fn or self.model)(x, training=False)
+        return read(x, training=False)
 
     def _find_logits(self, sample):
         """Chooses what `logits` reads; `sample` decides `outputs="auto"`."""
@@ -176,14 +177,10 @@ class Attack:
             return
         if final_softmax(self.model) is not None:
             self.outputs = "probabilities"
-            try:
-                below = logits_model(self.model)
-            except ValueError:
-                below = None
-            if below is not None and final_softmax(below) is None:
-                self._logits_fn = below
-                return
-        elif self.outputs == "auto":
+            below = _below_softmax(self.model)
+            self._logits_fn = self._fallback() if below is None else below
+            return
+        if self.outputs == "auto":
             if sample is None:
                 return
             if not outputs_probabilities(self.model, sample):
@@ -191,6 +188,10 @@ class Attack:
                 self._logits_fn = self.model
                 return
             self.outputs = "probabilities"
+        self._logits_fn = self._fallback()
+
+    def _fallback(self):
+        """Log-probabilities, with AutoAttack's warning about them."""
         name = getattr(self.model, "name", type(self.model).__name__)
         warnings.warn(
             f"{type(self).__name__}: model {name!r} outputs probabilities and "
@@ -198,9 +199,9 @@ class Attack:
             "maximises losses of log(max(p, 1e-30)), which have no gradient "
             "where the model is certain: the robustness it reports may be "
             "overstated. Pass a model that outputs logits.",
-            stacklevel=3,
+            stacklevel=4,
         )
-        self._logits_fn = _log_probabilities
+        return _log_probabilities
 
     def _inspect(self, x):
         """Decides `outputs="auto"` and counts the model's classes."""
@@ -252,3 +253,12 @@ class Attack:
 
 def _log_probabilities(p):
     return tf.math.log(tf.maximum(p, 1e-30))
+
+
+def _below_softmax(model):
+    """`logits_model(model)` if it removes the softmax, else `None`."""
+    try:
+        below = logits_model(model)
+    except ValueError:
+        return None
+    return None if final_softmax(below) is not None else below

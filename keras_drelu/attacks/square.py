@@ -81,11 +81,9 @@ class _Grid:
 
     def side(self, p, smallest):
         """Side of a window covering a fraction `p` of the grid."""
-        if self.flat:
-            side = max(int(round(p * self.width)), smallest)
-        else:
-            side = max(int(round(math.sqrt(p * self.height * self.width))), smallest)
-        return side
+        area = p * self.height * self.width
+        side = area if self.flat else math.sqrt(area)
+        return max(int(round(side)), smallest)
 
     def window_shape(self, side):
         if self.flat:
@@ -242,7 +240,9 @@ class Square(Attack):
         smallest = 1 if self.norm == "linf" else 3
         shapes = []
         for i in range(self.n_queries):
-            p = p_schedule(i, self.n_queries, self.p_init, self.rescale_schedule)
+            p = p_schedule(
+                i, self.n_queries, self.p_init, self.rescale_schedule
+            )
             side = grid.side(p, smallest)
             if self.norm == "l2" and side % 2 == 0:
                 side += 1
@@ -350,16 +350,10 @@ class Square(Attack):
             [n, rows * height, cols * side, grid.channels],
         )
         top = 0 if grid.flat else offset
+        below = max(grid.height - top - rows * height, 0)
+        right = max(grid.width - offset - cols * side, 0)
         tiles = tiles[:, : grid.height - top, : grid.width - offset]
-        delta = tf.pad(
-            tiles,
-            [
-                [0, 0],
-                [top, grid.height - top - min(rows * height, grid.height - top)],
-                [offset, grid.width - offset - min(cols * side, grid.width - offset)],
-                [0, 0],
-            ],
-        )
+        delta = tf.pad(tiles, [[0, 0], [top, below], [offset, right], [0, 0]])
         return self.eps * delta / (_per_example_l2(delta) + 1e-12)
 
     def _l2_step(self, images, x_best, grid, shape):

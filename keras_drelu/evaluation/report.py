@@ -251,8 +251,8 @@ class RobustnessReport:
             )
             lines.append(
                 f"| {r.name} | {r.kind} | {_norm_label(r.norm, r.eps)} | "
-                f"{percent(r.accuracy)} | {r.broken} / {r.attacked}{queries} | "
-                f"{r.seconds:.1f} |"
+                f"{percent(r.accuracy)} | "
+                f"{r.broken} / {r.attacked}{queries} | {r.seconds:.1f} |"
             )
         lines += [
             "",
