@@ -248,10 +248,52 @@ def check_clip_values(clip_values):
 
 
 def check_within(x, clip_values):
-    """Raises unless every entry of the array `x` lies within `clip_values`."""
+    """Raises unless every entry of the array `x` is finite and within range.
+
+    Example:
+
+    >>> check_within(np.array([[0.5, np.nan]]), (0.0, 1.0))
+    Traceback (most recent call last):
+    ...
+    ValueError: Inputs should be finite numbers. Received: x[0, 1]=nan (1 non-finite entry)
+    """
     low, high = clip_values
-    if x.size and (x.min() < low - 1e-6 or x.max() > high + 1e-6):
+    if not x.size:
+        return
+    finite = np.isfinite(x)
+    if not finite.all():
+        where = np.argwhere(~finite)
+        first = tuple(int(i) for i in where[0])
+        count = len(where)
+        raise ValueError(
+            "Inputs should be finite numbers. Received: "
+            f"x[{', '.join(map(str, first))}]={x[first]} ({count} non-finite "
+            f"entr{'y' if count == 1 else 'ies'})"
+        )
+    if x.min() < low - 1e-6 or x.max() > high + 1e-6:
         raise ValueError(
             f"Inputs should lie within clip_values={tuple(clip_values)}. "
             f"Received: x in [{x.min()}, {x.max()}]"
+        )
+
+
+def check_labels(y, n_classes):
+    """Raises unless every label of `y` is a class of an `n_classes` model.
+
+    Example:
+
+    >>> check_labels(np.array([3, 12]), 10)
+    Traceback (most recent call last):
+    ...
+    ValueError: Argument `y` should hold class indices in [0, 10), the classes of a model with 10 outputs. Received: y[1]=12 (1 label out of range)
+    """
+    bad = (y < 0) | (y >= n_classes)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        count = int(bad.sum())
+        raise ValueError(
+            f"Argument `y` should hold class indices in [0, {n_classes}), the "
+            f"classes of a model with {n_classes} outputs. Received: "
+            f"y[{first}]={y[first]} ({count} label{'' if count == 1 else 's'} "
+            "out of range)"
         )

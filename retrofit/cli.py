@@ -85,7 +85,7 @@ def _add_evaluation_options(parser, defaults):
     group.add_argument("--eval-images", type=int, default=defaults.get("eval_images"),
                        help="test images attacked (default: %(default)s)")
     group.add_argument("--apgd-steps", type=int, default=defaults.get("apgd_steps"),
-                       help="APGD iterations (default: the suite's 100)")
+                       help="APGD and FAB-T iterations (default: the suite's 100)")
     group.add_argument("--square-queries", type=int, default=defaults.get("square_queries"),
                        help="Square attack query budget (default: the suite's 5000)")
     return group

@@ -40,6 +40,7 @@ from keras_drelu.arguments import check_positive
 from keras_drelu.arguments import check_seed
 from keras_drelu.evaluation import EvaluationStateError
 from keras_drelu.evaluation import evaluate_robustness
+from keras_drelu.evaluation.suites import budget_overrides
 from keras_drelu.layers.activations import make_activation
 from keras_drelu.training import RECIPES
 from keras_drelu.training import STRATEGIES
@@ -455,13 +456,9 @@ def train_run(settings, directory, record, splits, model, recipe, log):
 
 
 def _overrides(settings):
-    overrides = {}
-    if settings.apgd_steps:
-        for name in ("APGD-CE", "APGD-DLR", "APGD-T"):
-            overrides[name] = {"steps": settings.apgd_steps}
-    if settings.square_queries:
-        overrides["Square"] = {"n_queries": settings.square_queries}
-    return overrides
+    return budget_overrides(
+        apgd_steps=settings.apgd_steps, square_queries=settings.square_queries
+    )
 
 
 def evaluate_model(settings, directory, record, model, splits, log, resume=False):

@@ -54,6 +54,7 @@ QUICK = {
     "APGD-CE": {"steps": 10},
     "APGD-DLR": {"steps": 10},
     "APGD-T": {"steps": 10, "n_target_classes": 3},
+    "FAB-T": {"steps": 10, "n_target_classes": 3},
     "CW-L2": {"max_iterations": 20, "binary_search_steps": 2},
     "Square": {"n_queries": 100},
 }
@@ -102,7 +103,7 @@ def test_report_numbers_are_consistent(model, data, report):
     predictions = np.argmax(model.predict(x, verbose=0), axis=1)
     assert report.suite == "standard" and report.cascade
     assert report.clean_accuracy == pytest.approx(np.mean(predictions == y))
-    assert list(report.accuracy) == ["APGD-CE", "APGD-T", "Square"]
+    assert list(report.accuracy) == ["APGD-CE", "APGD-T", "FAB-T", "Square"]
     assert report.accuracy["APGD-CE"] < report.clean_accuracy - 0.2
     assert report.worst_case_accuracy == pytest.approx(report.robust.mean())
     assert report.worst_case_accuracy <= min(report.accuracy.values())
@@ -179,7 +180,7 @@ def test_paper_suite_runs_each_attack_on_every_input(capped_model, data):
 
 
 def test_suites_are_defined_in_one_place():
-    assert SUITES["standard"].attacks == ("APGD-CE", "APGD-T", "Square")
+    assert SUITES["standard"].attacks == ("APGD-CE", "APGD-T", "FAB-T", "Square")
     assert set(SUITES["standard"].attacks) < set(SUITES["adaptive"].attacks)
     assert SUITES["paper"].attacks == (
         "FGSM",
@@ -227,7 +228,7 @@ def test_custom_list_of_attacks_and_probability_model(model, data):
     assert report.accuracy["PGD"] < report.clean_accuracy - 0.2
 
 
-def test_l2_evaluation_skips_square_with_a_note(model, data):
+def test_l2_evaluation_runs_square_l2(model, data):
     x, y = data
     report = evaluate_robustness(
         model,
@@ -239,8 +240,7 @@ def test_l2_evaluation_skips_square_with_a_note(model, data):
         verbose=False,
         checks_enabled=False,
     )
-    assert "Square" not in report.accuracy
-    assert any("Square skipped" in note for note in report.notes)
+    assert "Square" in report.accuracy and not report.notes
     assert report.accuracy["APGD-CE"] < report.clean_accuracy
 
 
@@ -287,6 +287,7 @@ def test_renderings(report, tmp_path):
         "clean",
         "APGD-CE",
         "APGD-T",
+        "FAB-T",
         "Square",
         "worst-case",
     ]
@@ -530,7 +531,7 @@ def test_attacks_needing_more_classes_are_skipped_with_a_note(data):
         verbose=False,
         checks_enabled=False,
     )
-    assert list(report.accuracy) == ["APGD-CE", "Square"]
+    assert list(report.accuracy) == ["APGD-CE", "FAB-T", "Square"]
     assert any("APGD-T skipped" in note for note in report.notes)
 
 
@@ -649,6 +650,7 @@ def test_build_suite_orders_a_cascade_by_kind_and_notes_what_it_skips(
     assert [a.name for a in built.attacks] == [
         "APGD-CE",
         "APGD-T",
+        "FAB-T",
         "Square",
         "Transfer(APGD-CE)",
         "BPDA(APGD-CE)",
@@ -669,10 +671,9 @@ def test_build_suite_orders_a_cascade_by_kind_and_notes_what_it_skips(
     l2 = build_suite(
         "standard", model, common | {"norm": "l2"}, n_classes=3
     )
-    assert [a.name for a in l2.attacks] == ["APGD-CE"]
+    assert [a.name for a in l2.attacks] == ["APGD-CE", "FAB-T", "Square"]
     assert l2.notes == [
         "APGD-T skipped: it needs at least 4 classes and the model has 3.",
-        "Square skipped: only its L-inf form exists.",
     ]
     with pytest.raises(ValueError, match="cascade=1"):
         build_suite("standard", model, common, n_classes=10, cascade=1)

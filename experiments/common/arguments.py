@@ -131,8 +131,8 @@ ARGUMENTS = {
                                help="PGD steps of adversarial training"),
     "apgd_steps": dict(
         type=positive_int,
-        help="steps of APGD (AutoAttack: 100)",
-        reduced="APGD with {ours} steps (AutoAttack: {paper})",
+        help="steps of APGD and FAB-T (AutoAttack: 100)",
+        reduced="APGD and FAB-T with {ours} steps (AutoAttack: {paper})",
     ),
     "target_classes": dict(
         type=positive_int,

@@ -2,26 +2,14 @@
 
 import numpy as np
 
-from keras_drelu.training import train
 from keras_drelu import max_values
 from keras_drelu.evaluation import build_attack
 from keras_drelu.evaluation import eps_sweep
 from keras_drelu.evaluation import evaluate_robustness
+from keras_drelu.evaluation.suites import BUDGETS
+from keras_drelu.evaluation.suites import budget_overrides
+from keras_drelu.training import train
 
-# argument -> the (attack, parameter) pairs it sets.
-BUDGETS = {
-    "pgd_steps": (("PGD", "steps"),),
-    "step_size": (("PGD", "step_size"),),
-    "apgd_steps": (("APGD-CE", "steps"), ("APGD-DLR", "steps"),
-                   ("APGD-T", "steps")),
-    "target_classes": (("APGD-T", "n_target_classes"),),
-    "square_queries": (("Square", "n_queries"),),
-    "cw_eps": (("CW-L2", "eps"),),
-    "cw_iterations": (("CW-L2", "max_iterations"),),
-    "cw_binary_steps": (("CW-L2", "binary_search_steps"),),
-    "cw_learning_rate": (("CW-L2", "learning_rate"),),
-    "cw_initial_const": (("CW-L2", "initial_const"),),
-}
 BATCH_SIZE = 500
 
 
@@ -36,18 +24,17 @@ def overrides(args, fixed=None):
     {'steps': 5}
 
     Args:
-        args: Parsed arguments; those named in `BUDGETS` are read.
+        args: Parsed arguments; those named in
+            `keras_drelu.evaluation.suites.BUDGETS` are read.
         fixed: Attack name -> arguments set whatever the command line.
             Defaults to `None`.
 
     Returns:
         The `overrides` of `evaluate_robustness`.
     """
-    result = {}
-    for key, targets in BUDGETS.items():
-        if hasattr(args, key):
-            for attack, parameter in targets:
-                result.setdefault(attack, {})[parameter] = getattr(args, key)
+    result = budget_overrides(**{
+        key: getattr(args, key) for key in BUDGETS if hasattr(args, key)
+    })
     for attack, arguments in (fixed or {}).items():
         result.setdefault(attack, {}).update(arguments)
     return result

@@ -6,6 +6,7 @@ from keras_drelu.attacks.apgd import APGD
 from keras_drelu.attacks.apgd import APGDT
 from keras_drelu.attacks.base import Attack
 from keras_drelu.attacks.cw import CarliniWagnerL2
+from keras_drelu.attacks.fab import FABT
 from keras_drelu.attacks.fgsm import FGSM
 from keras_drelu.attacks.losses import cross_entropy
 from keras_drelu.attacks.losses import dlr
@@ -14,6 +15,7 @@ from keras_drelu.attacks.losses import targeted_dlr
 from keras_drelu.attacks.pgd import PGD
 from keras_drelu.attacks.pgd import projected_gradient_descent
 from keras_drelu.attacks.square import Square
+from keras_drelu.attacks.targets import target_classes
 
 __all__ = [
     "APGD",
@@ -21,6 +23,7 @@ __all__ = [
     "Attack",
     "BPDA",
     "CarliniWagnerL2",
+    "FABT",
     "FGSM",
     "PGD",
     "Square",
@@ -29,5 +32,6 @@ __all__ = [
     "dlr",
     "margin",
     "projected_gradient_descent",
+    "target_classes",
     "targeted_dlr",
 ]

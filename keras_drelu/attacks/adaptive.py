@@ -34,8 +34,12 @@ class _Wrapped(Attack):
             )
         self.attack = attack
         self.surrogate = self._surrogate(attack.model)
-        self._inner = attack.clone(self.surrogate)
+        self._inner = self._on_surrogate(attack)
         super().__init__(attack.model, **_base_config(attack))
+
+    def _on_surrogate(self, attack):
+        """`attack` as it runs on `self.surrogate`."""
+        return attack.clone(self.surrogate)
 
     @property
     def name(self):
@@ -200,8 +204,11 @@ class Transfer(_Wrapped):
     """Crafts `attack` on the model's uncapped twin, for use on the model.
 
     The surrogate is `keras_drelu.uncapped_twin(model)`: the same weights
-    with every cap removed, so its gradients are never masked. Its
-    adversarial examples are then judged on the real, capped model.
+    with every cap removed, so its gradients are never masked. The attack
+    runs its full budget on the surrogate with its `transfer_settings`
+    (APGD hands over each input's highest-loss point rather than the first
+    one the surrogate misclassifies, which lies on the surrogate's decision
+    boundary); those points are then judged on the real, capped model.
 
     Example:
 
@@ -224,3 +231,6 @@ class Transfer(_Wrapped):
 
     def _surrogate(self, model):
         return uncapped_twin(model)
+
+    def _on_surrogate(self, attack):
+        return attack.clone(self.surrogate, **attack.transfer_settings)

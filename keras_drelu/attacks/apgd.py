@@ -1,6 +1,7 @@
 """Auto-PGD (Croce & Hein, 2020): APGD-CE, APGD-DLR and targeted APGD-T."""
 
 import itertools
+import types
 
 import tensorflow as tf
 
@@ -16,8 +17,12 @@ from keras_drelu.attacks.pgd import _expand_like
 from keras_drelu.attacks.pgd import _misclassified
 from keras_drelu.attacks.pgd import ascent_direction
 from keras_drelu.attacks.pgd import project
+from keras_drelu.attacks.targets import target_classes
 
 LOSSES = ("ce", "dlr")
+# What each input keeps: its first misclassified iterate, else its
+# highest-loss one; or its highest-loss iterate whatever the prediction.
+KEEP = ("adversarial", "highest-loss")
 
 
 def checkpoints(steps):
@@ -57,8 +62,14 @@ class APGD(Attack):
     checkpoint `w_j` (see `checkpoints`) the step size of an input is halved
     and its iterate reset to its best point when fewer than `rho = 0.75` of
     the steps since the last checkpoint raised its loss, or when neither its
-    step size nor its best loss changed since then. Each input keeps its
-    first misclassified iterate, else its highest-loss one.
+    step size nor its best loss changed since then.
+
+    With `keep="adversarial"` each input keeps its first misclassified
+    iterate, else its highest-loss one. With `keep="highest-loss"` it keeps
+    its highest-loss iterate, misclassified or not, and restarts keep the
+    highest loss too: what a `Transfer` attack hands to the real model,
+    since a point the surrogate has only just misclassified lies on the
+    surrogate's decision boundary.
 
     Example:
 
@@ -82,9 +93,13 @@ class APGD(Attack):
         rho: Fraction of loss-raising steps below which the step size is
             halved. Defaults to `0.75`.
         momentum: `alpha` above. Defaults to `0.75`.
+        keep: `"adversarial"` or `"highest-loss"`, as above. Defaults to
+            `"adversarial"`.
         **kwargs: `norm`, `clip_values`, `outputs`, `batch_size`, `seed` as
             in `Attack`.
     """
+
+    transfer_settings = types.MappingProxyType({"keep": "highest-loss"})
 
     def __init__(
         self,
@@ -96,16 +111,18 @@ class APGD(Attack):
         restarts=1,
         rho=0.75,
         momentum=0.75,
+        keep="adversarial",
         **kwargs,
     ):
-        super().__init__(model, eps=eps, **kwargs)
         self.loss = check_choice("loss", loss, LOSSES)
+        super().__init__(model, eps=eps, **kwargs)
         self.steps = check_positive("steps", steps, integer=True)
         self.restarts = check_positive("restarts", restarts, integer=True)
         self.rho = check_number("rho", rho, low=0, high=1, closed="right")
         self.momentum = check_number(
             "momentum", momentum, low=0, high=1, closed="right"
         )
+        self.keep = check_choice("keep", keep, KEEP)
         self._rng = (
             tf.random.Generator.from_non_deterministic_state()
             if self.seed is None
@@ -132,6 +149,7 @@ class APGD(Attack):
             restarts=self.restarts,
             rho=self.rho,
             momentum=self.momentum,
+            keep=self.keep,
         )
         return config
 
@@ -139,6 +157,10 @@ class APGD(Attack):
         if self.loss == "ce":
             return cross_entropy(logits, y)
         return dlr(logits, y)
+
+    def _score(self, logits, y):
+        """The loss by which `keep="highest-loss"` compares runs."""
+        return self._loss_fn(logits, y, y)
 
     def _targets(self, x, y):
         return y[None]
@@ -148,17 +170,23 @@ class APGD(Attack):
         # chained eagerly: nesting their loop inside another compiled loop
         # doubles the time per step on CPU, and unrolling them multiplies
         # the tracing time.
-        x_best_adv = x
+        x_kept = x
         fooled = tf.zeros(tf.shape(y), tf.bool)
+        best = tf.fill(tf.shape(y), -float("inf"))
         for target in tf.unstack(self._targets(x, y)):
             for _ in range(self.restarts):
                 x_adv = self._compiled_run(x, y, target)
-                wrong = _misclassified(self.logits(x_adv), y)
-                # Unfooled inputs carry the latest run's best-loss point.
-                keep = _expand_like(tf.logical_not(fooled), x)
-                x_best_adv = tf.where(keep, x_adv, x_best_adv)
-                fooled = tf.logical_or(fooled, wrong)
-        return x_best_adv
+                logits = self.logits(x_adv)
+                if self.keep == "highest-loss":
+                    score = self._score(logits, y)
+                    keep = score > best
+                    best = tf.where(keep, score, best)
+                else:
+                    # Unfooled inputs carry the latest run's best-loss point.
+                    keep = tf.logical_not(fooled)
+                    fooled = tf.logical_or(fooled, _misclassified(logits, y))
+                x_kept = tf.where(_expand_like(keep, x), x_adv, x_kept)
+        return x_kept
 
     def _random_start(self, x):
         if self.norm == "linf":
@@ -276,6 +304,8 @@ class APGD(Attack):
         _, state = tf.while_loop(
             lambda i, _: i < self.steps, body, (tf.constant(0), state)
         )
+        if self.keep == "highest-loss":
+            return tf.stop_gradient(state["x_best"])
         fooled_x = _expand_like(state["fooled"], x)
         return tf.stop_gradient(
             tf.where(fooled_x, state["x_best_adv"], state["x_best"])
@@ -286,8 +316,8 @@ class APGDT(APGD):
     """Targeted APGD on the targeted DLR loss (APGD-T, Croce & Hein, 2020).
 
     Runs APGD once per target class: the classes with the 2nd to
-    `n_target_classes + 1`-th highest clean logit, each on the inputs not
-    yet misclassified; success is any misclassification.
+    `n_target_classes + 1`-th highest clean logit (`target_classes`), each
+    on the inputs not yet misclassified; success is any misclassification.
 
     Example:
 
@@ -309,10 +339,10 @@ class APGDT(APGD):
 
     def __init__(self, model, *, eps, n_target_classes=9, steps=100, **kwargs):
         kwargs.pop("loss", None)
-        super().__init__(model, eps=eps, loss="dlr", steps=steps, **kwargs)
         self.n_target_classes = check_positive(
             "n_target_classes", n_target_classes, integer=True
         )
+        super().__init__(model, eps=eps, loss="dlr", steps=steps, **kwargs)
 
     @property
     def name(self):
@@ -332,18 +362,16 @@ class APGDT(APGD):
     def _loss_fn(self, logits, y, target):
         return targeted_dlr(logits, y, target)
 
+    def _score(self, logits, y):
+        """Untargeted DLR: comparable across the target classes."""
+        return dlr(logits, y)
+
     def _targets(self, x, y):
         logits = self.logits(x)
         classes = logits.shape[-1]
-        if classes is not None and classes < 4:
+        if classes < 4:
             raise ValueError(
                 "APGD-T needs a model with at least 4 classes. Received: "
                 f"{classes} classes"
             )
-        n = (
-            self.n_target_classes
-            if classes is None
-            else min(self.n_target_classes, classes - 1)
-        )
-        order = tf.argsort(logits, axis=1, direction="DESCENDING")
-        return tf.transpose(order[:, 1 : n + 1])
+        return target_classes(logits, self.n_target_classes)

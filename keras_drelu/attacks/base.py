@@ -2,6 +2,8 @@
 
 import functools
 import math
+import types
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -10,9 +12,12 @@ from keras_drelu.arguments import ArgumentTypeError
 from keras_drelu.arguments import check_choice
 from keras_drelu.arguments import check_clip_values
 from keras_drelu.arguments import check_inputs_and_labels
+from keras_drelu.arguments import check_labels
 from keras_drelu.arguments import check_positive
 from keras_drelu.arguments import check_seed
 from keras_drelu.arguments import check_within
+from keras_drelu.outputs import final_softmax
+from keras_drelu.outputs import logits_model
 from keras_drelu.outputs import outputs_probabilities
 
 NORMS = ("linf", "l2")
@@ -34,11 +39,18 @@ class Attack:
     """Base class of every attack: numpy in, numpy out, graph-compiled.
 
     A subclass implements `_attack_batch(x, y)` in TensorFlow; the base class
-    batches the inputs, compiles that method with `tf.function` (one trace
-    per batch shape) and checks that the result respects the threat model.
-    `self.logits(x)` gives the model's logits; a model that outputs
-    probabilities is attacked through their logarithm, which has the same
-    softmax, so cross-entropy, DLR and margin losses are unchanged.
+    checks the inputs (finite, within `clip_values`) and labels (classes of
+    the model), batches the inputs and compiles that method with
+    `tf.function` (one trace per batch shape). Inputs may have any shape.
+
+    `self.logits(x)` gives the model's logits. For a model ending in a
+    softmax (`keras_drelu.outputs.final_softmax`) they are the outputs of
+    `keras_drelu.outputs.logits_model`, read below the softmax: build the
+    attack after training such a model. Where no softmax can be removed but
+    the outputs are probabilities (a softmax inside a custom layer), the
+    attack warns, as AutoAttack's `check_range_output` does, and attacks
+    `log(max(p, 1e-30))`, which has the same softmax but no gradient where
+    a class is certain; `attacks_logits` is then `False`.
 
     Example:
 
@@ -68,6 +80,8 @@ class Attack:
     name = "Attack"
     gradient_free = False
     min_classes = 2
+    # Settings a `Transfer` gives this attack on the surrogate it runs on.
+    transfer_settings = types.MappingProxyType({})
 
     @property
     def kind(self):
@@ -105,6 +119,9 @@ class Attack:
         self.outputs = check_choice("outputs", outputs, OUTPUTS)
         self.batch_size = check_positive("batch_size", batch_size, integer=True)
         self.seed = check_seed("seed", seed)
+        self._logits_fn = None
+        self._n_classes = None
+        self._find_logits(sample=None)
         self._compiled = compile_per_instance(self._attack_batch)
 
     def get_config(self):
@@ -118,9 +135,9 @@ class Attack:
             "seed": self.seed,
         }
 
-    def clone(self, model):
-        """The same attack, with the same settings, on another `model`."""
-        return type(self)(model, **self.get_config())
+    def clone(self, model, **changes):
+        """The same attack on another `model`, with `changes` to settings."""
+        return type(self)(model, **(self.get_config() | changes))
 
     @property
     def threat_model(self):
@@ -131,28 +148,77 @@ class Attack:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({settings})"
 
-    def logits(self, x):
-        """The model's logits (log-probabilities for a softmax model)."""
-        outputs = self.model(x, training=False)
-        if self.outputs == "probabilities":
-            return tf.math.log(tf.maximum(outputs, 1e-30))
-        return outputs
+    @property
+    def attacks_logits(self):
+        """Whether the attack's losses see the model's logits.
 
-    def _resolve_outputs(self, x):
+        `True` for a logits model and for one whose final softmax was
+        removed; `False` when the attack falls back to the logarithm of the
+        probabilities (it warns then); `None` while `outputs="auto"` is not
+        yet decided (until the first `generate` call).
+        """
+        if self._logits_fn is None:
+            return None
+        return self._logits_fn is not _log_probabilities
+
+    def logits(self, x):
+        """The model's logits (see `attacks_logits`)."""
+        read = self.model if self._logits_fn is None else self._logits_fn
+        if read is _log_probabilities:
+            return _log_probabilities(self.model(x, training=False))
+        return read(x, training=False)
+
+    def _find_logits(self, sample):
+        """Chooses what `logits` reads; `sample` decides `outputs="auto"`."""
+        if self._logits_fn is not None:
+            return
+        if self.outputs == "logits":
+            self._logits_fn = self.model
+            return
+        if final_softmax(self.model) is not None:
+            self.outputs = "probabilities"
+            below = _below_softmax(self.model)
+            self._logits_fn = self._fallback() if below is None else below
+            return
         if self.outputs == "auto":
+            if sample is None:
+                return
+            if not outputs_probabilities(self.model, sample):
+                self.outputs = "logits"
+                self._logits_fn = self.model
+                return
+            self.outputs = "probabilities"
+        self._logits_fn = self._fallback()
+
+    def _fallback(self):
+        """Log-probabilities, with AutoAttack's warning about them."""
+        name = getattr(self.model, "name", type(self.model).__name__)
+        warnings.warn(
+            f"{type(self).__name__}: model {name!r} outputs probabilities and "
+            "no softmax could be removed to reach its logits, so the attack "
+            "maximises losses of log(max(p, 1e-30)), which have no gradient "
+            "where the model is certain: the robustness it reports may be "
+            "overstated. Pass a model that outputs logits.",
+            stacklevel=4,
+        )
+        return _log_probabilities
+
+    def _inspect(self, x):
+        """Decides `outputs="auto"` and counts the model's classes."""
+        if self._n_classes is None or self._logits_fn is None:
             sample = self.model(x[: self.batch_size], training=False)
-            self.outputs = (
-                "probabilities"
-                if outputs_probabilities(self.model, sample)
-                else "logits"
-            )
+            self._find_logits(sample)
+            self._n_classes = int(sample.shape[-1])
+        return self._n_classes
 
     def generate(self, x, y):
         """Adversarial examples for inputs `x` with integer labels `y`.
 
         Args:
-            x: Numpy array of inputs within `clip_values`.
-            y: Numpy array of integer labels, one per input.
+            x: Numpy array of finite inputs within `clip_values`, of any
+                shape `(batch, ...)`.
+            y: Numpy array of integer labels, one class of the model per
+                input.
 
         Returns:
             A float32 numpy array shaped like `x`, every row within `eps` of
@@ -163,18 +229,36 @@ class Attack:
             return x.copy()
         x, y = check_inputs_and_labels(x, y)
         check_within(x, self.clip_values)
-        self._resolve_outputs(x)
+        check_labels(y, self._inspect(x))
         y = y.astype("int32")
-        batches = [
-            self._compiled(
-                tf.constant(x[i : i + self.batch_size]),
-                tf.constant(y[i : i + self.batch_size]),
-            ).numpy()
-            for i in range(0, len(x), self.batch_size)
-        ]
-        return np.concatenate(batches)
+        return self._collect(
+            [
+                self._compiled(
+                    tf.constant(x[i : i + self.batch_size]),
+                    tf.constant(y[i : i + self.batch_size]),
+                )
+                for i in range(0, len(x), self.batch_size)
+            ]
+        )
+
+    def _collect(self, batches):
+        """The numpy result of `generate` from the results of the batches."""
+        return np.concatenate([batch.numpy() for batch in batches])
 
     def _attack_batch(self, x, y):
         raise NotImplementedError(
             f"{type(self).__name__} should implement `_attack_batch`."
         )
+
+
+def _log_probabilities(p):
+    return tf.math.log(tf.maximum(p, 1e-30))
+
+
+def _below_softmax(model):
+    """`logits_model(model)` if it removes the softmax, else `None`."""
+    try:
+        below = logits_model(model)
+    except ValueError:
+        return None
+    return None if final_softmax(below) is not None else below

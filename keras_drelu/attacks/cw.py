@@ -24,7 +24,9 @@ class CarliniWagnerL2(Attack):
     ```
     over `w` with Adam, for each constant `c` of a binary search (`c` is
     multiplied by 10 until an adversarial example is found, then bisected).
-    Each input keeps its smallest successful perturbation. CW-L2 has no
+    An iterate succeeds when `z_y + kappa < max_{i != y} z_i` (strictly: a
+    tie is not misclassified); each input keeps its smallest successful
+    perturbation. CW-L2 has no
     radius of its own: for the threat model, that perturbation is projected
     onto the L2 ball of radius `eps` (`eps=float("inf")` keeps it whole), so
     `generate` stays within `eps` like every attack.
@@ -125,7 +127,8 @@ class CarliniWagnerL2(Attack):
                 loss = tf.reduce_sum(
                     l2sq + const * tf.maximum(gap + self.confidence, 0.0)
                 )
-            success = gap + self.confidence <= 0.0
+            # Strict, as the evaluation's argmax: a tie is not a success.
+            success = gap + self.confidence < 0.0
             l2 = tf.sqrt(l2sq)
             better = success & (l2 < best_l2)
             best_l2 = tf.where(better, l2, best_l2)

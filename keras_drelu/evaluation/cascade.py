@@ -337,6 +337,7 @@ class Cascade:
             attacked=len(index),
             broken=int(fooled.sum()),
             seconds=seconds,
+            queries=_median_queries(attack, fooled),
         )
         result.results.append(row)
         result.broken.append(broken)
@@ -346,6 +347,14 @@ class Cascade:
     def result(self):
         """The `CascadeResult` so far."""
         return self._result
+
+
+def _median_queries(attack, fooled):
+    """Median `attack.queries` over the inputs it broke, if it counts them."""
+    queries = getattr(attack, "queries", None)
+    if queries is None or not fooled.any():
+        return None
+    return float(np.median(queries[fooled]))
 
 
 def run_cascade(

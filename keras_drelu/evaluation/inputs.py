@@ -15,6 +15,7 @@ from keras_drelu.arguments import ArgumentTypeError
 from keras_drelu.arguments import check_choice
 from keras_drelu.arguments import check_clip_values
 from keras_drelu.arguments import check_inputs_and_labels
+from keras_drelu.arguments import check_labels
 from keras_drelu.arguments import check_positive
 from keras_drelu.arguments import check_seed
 from keras_drelu.arguments import check_within
@@ -169,7 +170,8 @@ def evaluation_inputs(x, y=None, *, n_examples=None, clip_values=(0.0, 1.0)):
         clip_values: `(low, high)` input range. Defaults to `(0.0, 1.0)`.
 
     Returns:
-        `(x, y)`: float32 inputs and int64 labels.
+        `(x, y)`: float32 inputs, finite and within `clip_values`, and int64
+        labels.
     """
     n_examples = check_positive(
         "n_examples", n_examples, integer=True, allow_none=True
@@ -193,8 +195,8 @@ def evaluation_inputs(x, y=None, *, n_examples=None, clip_values=(0.0, 1.0)):
     return x, y.astype("int64")
 
 
-def detect_outputs(model, x, settings):
-    """Resolves `settings.outputs` and counts the model's classes.
+def detect_outputs(model, x, settings, y=None):
+    """Resolves `settings.outputs`, counts the classes and checks the labels.
 
     A final softmax, or rows of the model's outputs on the first batch that
     are non-negative and sum to one, mean probabilities
@@ -209,20 +211,30 @@ def detect_outputs(model, x, settings):
     ...     model, np.zeros((2, 3), "float32"), check_settings(0.1))
     >>> settings.outputs, n_classes
     ('probabilities', 4)
+    >>> detect_outputs(model, np.zeros((2, 3), "float32"),
+    ...                check_settings(0.1), y=np.array([0, 4]))
+    Traceback (most recent call last):
+    ...
+    ValueError: Argument `y` should hold class indices in [0, 4), the classes of a model with 4 outputs. Received: y[1]=4 (1 label out of range)
 
     Args:
         model: A Keras classifier.
         x: Its inputs (the first `settings.batch_size` are used).
         settings: An `EvaluationSettings`.
+        y: Optional labels of `x`, checked to be classes of the model.
+            Defaults to `None`.
 
     Returns:
         `(settings, n_classes)`, with `settings.outputs` `"logits"` or
         `"probabilities"`.
     """
     sample = model(x[: settings.batch_size], training=False)
+    n_classes = int(sample.shape[-1])
+    if y is not None:
+        check_labels(y, n_classes)
     if settings.outputs == "auto":
         probabilities = outputs_probabilities(model, sample)
         settings = dataclasses.replace(
             settings, outputs="probabilities" if probabilities else "logits"
         )
-    return settings, int(sample.shape[-1])
+    return settings, n_classes

@@ -41,6 +41,9 @@ class AttackResult:
         attacked: Number of inputs the attack ran on.
         broken: Number of those it misclassified.
         seconds: Wall-clock time of the attack.
+        queries: For an attack that counts its queries (`Square.queries`),
+            the median number of model queries spent on the inputs it
+            broke; otherwise `None`. Defaults to `None`.
     """
 
     name: str
@@ -51,6 +54,7 @@ class AttackResult:
     attacked: int
     broken: int
     seconds: float
+    queries: float = None
 
 
 def _norm_label(norm, eps):
@@ -183,6 +187,7 @@ class RobustnessReport:
                 "attacked",
                 "broken",
                 "seconds",
+                "queries",
             ]
         )
         writer.writerow(
@@ -208,6 +213,7 @@ class RobustnessReport:
                     r.attacked,
                     r.broken,
                     f"{r.seconds:.3f}",
+                    "" if r.queries is None else f"{r.queries:g}",
                 ]
             )
         writer.writerow(
@@ -248,10 +254,14 @@ class RobustnessReport:
             f"| clean | | | {percent(self.clean_accuracy)} | | |",
         ]
         for r in self.results:
+            queries = (
+                "" if r.queries is None
+                else f" (median {r.queries:g} queries)"
+            )
             lines.append(
                 f"| {r.name} | {r.kind} | {_norm_label(r.norm, r.eps)} | "
-                f"{percent(r.accuracy)} | {r.broken} / {r.attacked} | "
-                f"{r.seconds:.1f} |"
+                f"{percent(r.accuracy)} | "
+                f"{r.broken} / {r.attacked}{queries} | {r.seconds:.1f} |"
             )
         lines += [
             "",

@@ -27,6 +27,7 @@ from keras_drelu.evaluation.report import assemble_report
 from keras_drelu.evaluation.state import EvaluationState
 from keras_drelu.evaluation.state import fingerprint
 from keras_drelu.evaluation.suites import build_suite
+from keras_drelu.evaluation.suites import default_suite
 from keras_drelu.evaluation.sweep import EpsSweep
 from keras_drelu.evaluation.sweep import eps_sweep
 from keras_drelu.inspection import contains_capped_relu
@@ -69,10 +70,14 @@ def evaluate_robustness(
     `assemble_report`.
 
     The named suites are those of `keras_drelu.evaluation.SUITES` (each
-    `Suite` lists its attacks, schedule and budgets); `"adaptive"`, with
-    BPDA and transfer attacks, is the default for models with capped
-    activations (`keras_drelu.inspection.capped_activations`: `DReLU`,
-    `SReLU`, `ReLU(max_value)`, relu6), `"standard"` otherwise.
+    `Suite` lists its attacks, schedule and budgets): `"standard"` is
+    AutoAttack's standard composition (APGD-CE, APGD-T, FAB-T, Square),
+    `"adaptive"` adds BPDA and transfer attacks and is the default for
+    models with capped activations
+    (`keras_drelu.inspection.capped_activations`: `DReLU`, `SReLU`,
+    `ReLU(max_value)`, relu6), `"standard"` otherwise; `"paper"` runs the
+    D-ReLU paper's attacks, each on every input. Every suite runs whole
+    under L-inf and L2, on inputs of any shape.
 
     With `state_path`, the evaluation survives a kill: it saves its
     progress there after each attack, every minute within a long one, and
@@ -94,9 +99,9 @@ def evaluate_robustness(
     >>> report = evaluate_robustness(
     ...     model, x, y, eps=0.1, verbose=False,
     ...     overrides={"APGD-CE": {"steps": 5}, "APGD-T": {"steps": 5},
-    ...                "Square": {"n_queries": 20}})
+    ...                "FAB-T": {"steps": 5}, "Square": {"n_queries": 20}})
     >>> report.clean_accuracy, sorted(report.accuracy)
-    (1.0, ['APGD-CE', 'APGD-T', 'Square'])
+    (1.0, ['APGD-CE', 'APGD-T', 'FAB-T', 'Square'])
 
     A `tf.data.Dataset` of `(image, label)` pairs works the same:
 
@@ -164,13 +169,10 @@ def evaluate_robustness(
     x, y = evaluation_inputs(
         x, y, n_examples=n_examples, clip_values=settings.clip_values
     )
-    settings, n_classes = detect_outputs(model, x, settings)
+    settings, n_classes = detect_outputs(model, x, settings, y)
     capped = contains_capped_relu(model)
-    if suite is None:
-        # `suites.default_suite`'s rule, on every capped activation found.
-        suite = "adaptive" if capped else "standard"
     suite = build_suite(
-        suite,
+        default_suite(model) if suite is None else suite,
         model,
         settings.attack_arguments(),
         n_classes=n_classes,

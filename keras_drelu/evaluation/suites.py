@@ -14,6 +14,7 @@ from keras_drelu.arguments import check_bool
 from keras_drelu.attacks import APGD
 from keras_drelu.attacks import APGDT
 from keras_drelu.attacks import BPDA
+from keras_drelu.attacks import FABT
 from keras_drelu.attacks import FGSM
 from keras_drelu.attacks import PGD
 from keras_drelu.attacks import CarliniWagnerL2
@@ -21,7 +22,7 @@ from keras_drelu.attacks import Square
 from keras_drelu.attacks import Transfer
 from keras_drelu.attacks.base import Attack
 from keras_drelu.evaluation.report import Flag
-from keras_drelu.layers import DReLU
+from keras_drelu.inspection import contains_capped_relu
 
 # name -> (class, default arguments)
 ATTACKS = {
@@ -30,11 +31,65 @@ ATTACKS = {
     "APGD-CE": (APGD, {"loss": "ce", "steps": 100}),
     "APGD-DLR": (APGD, {"loss": "dlr", "steps": 100}),
     "APGD-T": (APGDT, {"steps": 100, "n_target_classes": 9}),
+    "FAB-T": (FABT, {"steps": 100, "n_target_classes": 9}),
     "CW-L2": (CarliniWagnerL2, {}),
-    "Square": (Square, {"n_queries": 5000, "p_init": 0.8}),
+    # AutoAttack's standard Square: 5000 queries, `p` not rescaled.
+    "Square": (
+        Square, {"n_queries": 5000, "p_init": 0.8, "rescale_schedule": False}
+    ),
 }
 
 WRAPPERS = {"BPDA": BPDA, "Transfer": Transfer}
+
+# Budget name -> the (attack, argument) pairs it sets: one knob per kind of
+# budget for command lines and experiments (`budget_overrides`).
+BUDGETS = {
+    "apgd_steps": (
+        ("APGD-CE", "steps"), ("APGD-DLR", "steps"), ("APGD-T", "steps"),
+        ("FAB-T", "steps"),
+    ),
+    "target_classes": (
+        ("APGD-T", "n_target_classes"), ("FAB-T", "n_target_classes"),
+    ),
+    "square_queries": (("Square", "n_queries"),),
+    "pgd_steps": (("PGD", "steps"),),
+    "step_size": (("PGD", "step_size"),),
+    "cw_eps": (("CW-L2", "eps"),),
+    "cw_iterations": (("CW-L2", "max_iterations"),),
+    "cw_binary_steps": (("CW-L2", "binary_search_steps"),),
+    "cw_learning_rate": (("CW-L2", "learning_rate"),),
+    "cw_initial_const": (("CW-L2", "initial_const"),),
+}
+
+
+def budget_overrides(**budgets):
+    """The `overrides` of `evaluate_robustness` setting named budgets.
+
+    `apgd_steps` sets the iterations of APGD and FAB-T, `square_queries`
+    Square's queries, and so on (see `BUDGETS`); budgets given as `None`
+    keep the suites' own.
+
+    Example:
+
+    >>> budget_overrides(apgd_steps=10, square_queries=None)["FAB-T"]
+    {'steps': 10}
+
+    Args:
+        **budgets: Names of `BUDGETS` and their values.
+
+    Returns:
+        A dict from attack name to its overriding arguments.
+    """
+    overrides = {}
+    for budget, value in budgets.items():
+        if budget not in BUDGETS:
+            raise ValueError(
+                f"Unknown budget {budget!r}; known: {sorted(BUDGETS)}"
+            )
+        if value is not None:
+            for attack, argument in BUDGETS[budget]:
+                overrides.setdefault(attack, {})[argument] = value
+    return overrides
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,14 +121,15 @@ SUITES = {
         description="the D-ReLU paper's attacks, each on every input",
     ),
     "standard": Suite(
-        attacks=("APGD-CE", "APGD-T", "Square"),
+        attacks=("APGD-CE", "APGD-T", "FAB-T", "Square"),
         cascade=True,
-        description="AutoAttack's standard attacks without FAB",
+        description="AutoAttack's standard attacks",
     ),
     "adaptive": Suite(
         attacks=(
             "APGD-CE",
             "APGD-T",
+            "FAB-T",
             "Square",
             "BPDA(APGD-CE)",
             "BPDA(APGD-T)",
@@ -158,28 +214,12 @@ def build_attack(name, model, common, budgets=None, overrides=None):
 KIND_ORDER = ("white-box", "single-step", "black-box", "transfer", "adaptive")
 
 
-def contains_capped_relu(model):
-    """Whether `model` holds a `DReLU` or `SReLU` layer, nested included.
-
-    Example:
-
-    >>> import keras
-    >>> from keras_drelu import SReLU
-    >>> inner = keras.Sequential([keras.Input((3,)), SReLU(0.5)])
-    >>> contains_capped_relu(keras.Sequential([keras.Input((3,)), inner]))
-    True
-    """
-    stack = list(getattr(model, "layers", []))
-    while stack:
-        layer = stack.pop()
-        if isinstance(layer, DReLU):
-            return True
-        stack.extend(getattr(layer, "layers", []))
-    return False
-
-
 def default_suite(model):
-    """`"adaptive"` for a model with capped ReLUs, else `"standard"`."""
+    """`"adaptive"` for a model with capped activations, else `"standard"`.
+
+    Capped activations are those `keras_drelu.inspection.capped_activations`
+    finds (DReLU, SReLU, `ReLU(max_value)`, relu6), wherever they sit.
+    """
     return "adaptive" if contains_capped_relu(model) else "standard"
 
 
@@ -208,11 +248,7 @@ def _suite_attacks(spec, model, common, overrides, n_classes, built):
         try:
             attack = build_attack(name, model, common, spec.budgets, overrides)
         except ValueError as error:
-            if "Square" in name and common.get("norm", "linf") != "linf":
-                built.notes.append(
-                    f"{name} skipped: only its L-inf form exists."
-                )
-            elif name.startswith(tuple(WRAPPERS)):
+            if name.startswith(tuple(WRAPPERS)):
                 built.flags.append(
                     Flag("adaptive-unavailable", f"{name}: {error}")
                 )
@@ -233,9 +269,9 @@ def build_suite(
 ):
     """The attacks of `suite` for `model`, in the order they will run.
 
-    Attacks a model cannot take are left out with a note (too few classes,
-    Square under L2) or a flag (a BPDA or transfer attack on a model that
-    cannot be rewritten). A cascade runs the attacks by kind in `KIND_ORDER`,
+    Attacks a model cannot take are left out with a note (too few classes)
+    or a flag (a BPDA or transfer attack on a model that cannot be
+    rewritten). A cascade runs the attacks by kind in `KIND_ORDER`,
     keeping the given order within each kind.
 
     Example:
@@ -244,7 +280,7 @@ def build_suite(
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     >>> built = build_suite("standard", model, {"eps": 0.1}, n_classes=3)
     >>> [attack.name for attack in built.attacks], built.notes
-    (['APGD-CE', 'Square'], ['APGD-T skipped: it needs at least 4 classes and the model has 3.'])
+    (['APGD-CE', 'FAB-T', 'Square'], ['APGD-T skipped: it needs at least 4 classes and the model has 3.'])
 
     Args:
         suite: A name of `SUITES`, or a non-empty list of `Attack`
