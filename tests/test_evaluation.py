@@ -414,9 +414,9 @@ def test_caps_the_evaluation_used_to_miss_get_the_adaptive_suite(
             checks_enabled=False,
         )
         assert report.suite == "adaptive"
-        # BPDA sees through the cap: far below what the plain attacks leave,
-        # as on the SReLU model itself.
-        assert report.accuracy["BPDA(APGD-T)"] < report.accuracy["Square"] - 0.2
+        # BPDA sees through the cap: well below what the plain attacks
+        # (FAB-T and Square included) leave, as on the SReLU model itself.
+        assert report.accuracy["BPDA(APGD-T)"] < report.accuracy["Square"] - 0.1
         assert report.worst_case_accuracy == pytest.approx(
             capped_report.worst_case_accuracy, abs=0.1
         )
