@@ -235,7 +235,7 @@ def checks():
 
 
 def first_sentence(text):
-    return re.split(r"(?<=[.:])\s", text, maxsplit=1)[0]
+    return re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
 
 
 def flags():
