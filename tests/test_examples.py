@@ -53,7 +53,7 @@ EXAMPLES = {
         ["--eval-images", "50"],
         check_retrofit_from_python,
     ),
-    "export_and_serve.py": ([], check_export_and_serve),
+    "export_and_serve.py": (["--out", "served"], check_export_and_serve),
 }
 
 
