@@ -36,7 +36,8 @@ RESULTS = DOCS / "results"
 RUNS = DOCS / "runs"
 README_LIMIT = 10 * 1024
 LANGUAGES = ("python", "bash", "console", "text", "math")
-NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+# Also numpy's `0.` and `-0.`.
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?")
 
 
 def pages():
@@ -115,8 +116,8 @@ def matches(expected, actual):
 def normalized(text, numbers_vary=False):
     lines = [line.rstrip() for line in text.strip("\n").splitlines()]
     if numbers_vary:
-        # Column widths follow the numbers: compare words, not spacing.
-        lines = [" ".join(NUMBER.sub("#", line).split()) for line in lines]
+        # Spacing follows the numbers (column widths, numpy's sign padding).
+        lines = [re.sub(r"\s+", "", NUMBER.sub("#", line)) for line in lines]
     return lines
 
 
