@@ -2,7 +2,6 @@
 
 import csv
 import dataclasses
-import importlib.util
 import io
 import json
 
@@ -10,7 +9,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO_ROOT
 
 from keras_drelu import DReLU
 from keras_drelu import SReLU
@@ -844,17 +842,6 @@ def test_assemble_report_puts_each_step_in_its_place():
     ]
     assert report.zero_gradient_share == 0.25
     assert report.large_eps_accuracy is None and report.flags == ["f"]
-
-
-def test_evaluate_any_model_example_runs(capsys):
-    path = REPO_ROOT / "examples" / "evaluate_any_model.py"
-    spec = importlib.util.spec_from_file_location("evaluate_any_model", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    report = script.main(["--quick", "--n-examples", "40", "--epochs", "3"])
-    assert report.n_examples == 40 and report.suite == "standard"
-    assert report.worst_case_accuracy < report.clean_accuracy
-    assert "## Robustness of `digits_cnn`" in capsys.readouterr().out
 
 
 # The checks and flags of AutoAttack's checks.py.
