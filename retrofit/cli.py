@@ -16,6 +16,26 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+def _load_tensorflow_quietly():
+    # TensorFlow's C++ runtime writes a few INFO lines to stderr while it
+    # loads, before its logging is initialised, so TF_CPP_MIN_LOG_LEVEL
+    # cannot stop them; they would bury the one-line errors this command
+    # promises. Only file descriptor 2 is silenced, and only while the
+    # libraries load: a failed import still raises, after it is restored.
+    saved = os.dup(2)
+    silent = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(silent, 2)
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(silent)
+        os.close(saved)
+
+
+_load_tensorflow_quietly()
+
 from keras_drelu.layers.activations import ACTIVATIONS  # noqa: E402
 from keras_drelu.training import RECIPE_ARGUMENTS  # noqa: E402
 from keras_drelu.training import RECIPES  # noqa: E402
@@ -75,7 +95,7 @@ def _recipe_help(argument, default=None):
 def _add_evaluation_options(parser, defaults):
     group = parser.add_argument_group("robustness evaluation")
     group.add_argument("--eps", type=_number, default=defaults.get("eps"),
-                       help="attack radius, e.g. 8/255 (default: %(default).4g)")
+                       help="attack radius, e.g. 8/255 (default: %(default)s)")
     group.add_argument("--norm", choices=NORMS, default=defaults.get("norm"),
                        help="threat model, also of the recipes that take a norm "
                             "(default: %(default)s)")

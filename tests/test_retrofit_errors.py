@@ -128,3 +128,27 @@ def test_an_output_directory_that_cannot_be_written_is_refused_first(
     ])
     assert reason in line
     assert loads == []  # refused before any data was loaded
+
+
+def test_a_bad_command_line_prints_one_line_in_a_real_process(tmp_path):
+    # TensorFlow's start-up lines must not bury the one-line error.
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "retrofit", "--backbone", "InceptionV4",
+         "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "retrofit: error: unknown backbone 'InceptionV4'; did you mean "
+        "InceptionV3, Xception, InceptionResNetV2?"
+    ]
+
+
+def test_evaluate_help_prints(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate", "--help"])
+    assert stop.value.code == 0
+    assert "--resume" in capsys.readouterr().out

@@ -74,3 +74,13 @@ class TestKerasLayerHarness(testing.TestCase):
             expected_num_losses=0,
             supports_masking=True,
         )
+
+
+def test_cap_follows_assigned_caps():
+    layer = SReLU(0.5)
+    assert layer.cap == 0.5
+    layer.build((None, 3))
+    layer.assign_max_value(0.25)
+    assert layer.cap == 0.25
+    layer.assign_max_value([0.1, 0.2, 0.3])
+    np.testing.assert_allclose(layer.cap, [0.1, 0.2, 0.3])

@@ -89,7 +89,7 @@ class DReLU(keras.layers.Layer):
     a cap by about 1% per step at any scale: from the paper's 100 a cap
     reaches its penalised value within a few hundred steps, where stored as
     itself (`"linear"`) it would need on the order of 10^5
-    (`benchmarks/cap_learning.py`). `max_value` is always the cap itself,
+    (`experiments/cap_learning.py`). `max_value` is always the cap itself,
     and saved files hold the caps, so files load in either form.
 
     Example:

@@ -54,8 +54,17 @@ class SReLU(DReLU):
 
     @property
     def cap(self):
-        """The fixed cap, as a float."""
-        return self.initial_max_value
+        """The cap, as a float while every unit shares it (as built).
+
+        Caps changed unit by unit with `assign_max_value` come back as a
+        numpy array. Before the layer is built, the cap it was given.
+        """
+        if not self.built:
+            return self.initial_max_value
+        caps = keras.ops.convert_to_numpy(self.max_value)
+        if (caps == caps.flat[0]).all():
+            return float(caps.flat[0])
+        return caps
 
     def get_config(self):
         # Skip DReLU's config: an SReLU has no initializer, penalty or

@@ -10,22 +10,30 @@ import functools
 import keras
 import tensorflow as tf
 
-PRESETS = ("flip", "flip-crop", "randaugment")
+def _flip(height, width, seed):
+    return [keras.layers.RandomFlip("horizontal", seed=seed)]
+
+
+def _flip_crop(height, width, seed):
+    # The CIFAR recipe: pad by 4 pixels, crop back at random, flip.
+    return [
+        keras.layers.ZeroPadding2D(4),
+        keras.layers.RandomCrop(height, width, seed=seed),
+        keras.layers.RandomFlip("horizontal", seed=seed),
+    ]
+
+
+def _randaugment(height, width, seed):
+    return [keras.layers.RandAugment(value_range=(0.0, 1.0), seed=seed)]
+
+
+# Preset name -> the layers it stacks, given the image size and a seed.
+PRESETS = {"flip": _flip, "flip-crop": _flip_crop, "randaugment": _randaugment}
 
 
 def _preset(name, image_shape, seed):
     height, width, _ = image_shape
-    if name == "flip":
-        layers = [keras.layers.RandomFlip("horizontal", seed=seed)]
-    elif name == "flip-crop":
-        # The CIFAR recipe: pad by 4 pixels, crop back at random, flip.
-        layers = [
-            keras.layers.ZeroPadding2D(4),
-            keras.layers.RandomCrop(height, width, seed=seed),
-            keras.layers.RandomFlip("horizontal", seed=seed),
-        ]
-    else:
-        layers = [keras.layers.RandAugment(value_range=(0.0, 1.0), seed=seed)]
+    layers = PRESETS[name](height, width, seed)
     return keras.Sequential(layers, name=f"augment_{name.replace('-', '_')}")
 
 
@@ -50,13 +58,13 @@ def augmentation(augment, image_shape, seed):
     if isinstance(augment, str):
         if augment not in PRESETS:
             raise ValueError(
-                f"Argument `augment` should be one of {PRESETS}, a callable "
+                f"Argument `augment` should be one of {tuple(PRESETS)}, a callable "
                 f"or None. Received: augment={augment!r}"
             )
         augment = _preset(augment, image_shape, seed)
     elif not callable(augment):
         raise ValueError(
-            f"Argument `augment` should be one of {PRESETS}, a callable or "
+            f"Argument `augment` should be one of {tuple(PRESETS)}, a callable or "
             f"None. Received: augment={augment!r}"
         )
 
