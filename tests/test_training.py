@@ -287,7 +287,8 @@ def test_natural_then_adversarial_schedule_resumes_in_its_phase(tmp_path):
     assert begins == ["Sequential", "TRADES", "TRADES"]
     assert result.epochs == [1]
     assert sorted(result.history) == [
-        "accuracy", "learning_rate", "loss", "val_accuracy", "val_loss"
+        "accuracy", "learning_rate", "loss", "task_loss", "val_accuracy",
+        "val_loss", "val_task_loss",
     ]
     assert not backup.exists() or not any(backup.rglob("*.h5"))
 
@@ -444,7 +445,7 @@ def test_get_strategy_names(monkeypatch):
         ({"recipe": "standard", "gamma": 2.0},
          "`gamma` does not apply to recipe='standard', which takes no"),
         ({"recipe": "fgsm-at", "eps": 0.1, "beta": 1.0},
-         r"takes \('eps', 'step_size', 'norm'\)"),
+         r"takes \('eps', 'step_size', 'norm', 'inner_gradient'\)"),
         ({"recipe": "fgsm-at", "eps": 0.1, "attack_steps": 3},
          "`attack_steps` does not apply"),
         ({"recipe": "pgd-at", "eps": 0.1, "beta": 1.0},
