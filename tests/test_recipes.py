@@ -144,6 +144,20 @@ def test_settings_fill_defaults_and_refuse_what_does_not_apply():
         RECIPES["standard"].settings(natural_epochs=2)
 
 
+@pytest.mark.parametrize("name", ["pgd-at", "fgsm-at", "trades", "mtlat"])
+def test_inner_gradient_default_is_worked_out_for_the_model(name):
+    recipe = RECIPES[name]
+    assert "inner_gradient" not in recipe.settings(eps=EPS)  # no model
+    assert recipe.settings(eps=EPS, model=classifier())[
+        "inner_gradient"] == "exact"
+    assert recipe.settings(eps=EPS, model=capped_classifier())[
+        "inner_gradient"] == "bpda"
+    assert recipe.settings(eps=EPS, model=capped_classifier(),
+                           inner_gradient="exact")["inner_gradient"] == "exact"
+    with pytest.raises(ValueError, match="`inner_gradient` does not apply"):
+        RECIPES["drelu"].settings(inner_gradient="bpda")
+
+
 def test_auto_picks_drelu_for_penalised_caps():
     def model(cap):
         return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), cap])

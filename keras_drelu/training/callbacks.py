@@ -124,12 +124,15 @@ def paper_callbacks(backup_dir=None, monitor="val_" + TASK_LOSS):
     callbacks = []
     if backup_dir is not None:
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
+    # A loss falls as it improves; Keras can tell the direction of other
+    # metrics only from those compiled in.
+    mode = "min" if monitor.endswith("loss") else "auto"
     callbacks += [
         keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, factor=0.5, patience=5
+            monitor=monitor, factor=0.5, patience=5, mode=mode
         ),
         keras.callbacks.EarlyStopping(
-            monitor=monitor, patience=10, restore_best_weights=True
+            monitor=monitor, patience=10, restore_best_weights=True, mode=mode
         ),
         keras.callbacks.TerminateOnNaN(),
     ]

@@ -87,9 +87,6 @@ class TRADES(RobustTraining):
     def adversarial_inputs(self, x):
         """The inputs within `eps` of `x` maximising `KL(f(x) || f(x'))`,
         crafted in `attack_scope()`."""
-        clean = probabilities(
-            self.classifier(x, training=False), self.from_logits
-        )
 
         def loss_fn(x_adv, clean):
             adversarial = probabilities(
@@ -98,6 +95,9 @@ class TRADES(RobustTraining):
             return keras.losses.kl_divergence(clean, adversarial)
 
         with self.attack_scope():
+            clean = probabilities(
+                self.classifier(x, training=False), self.from_logits
+            )
             return projected_gradient_descent(
                 loss_fn, x, clean, eps=self.eps, step_size=self.step_size,
                 steps=self.steps, norm=self.norm,
