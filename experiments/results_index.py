@@ -61,6 +61,12 @@ EXPERIMENTS = {
         "python experiments/compare_heads_cifar10.py",
         "8 min",
     ),
+    "cap_learning": (
+        "D-ReLU caps against training steps on MNIST, stored linearly (the "
+        "paper's layer) or as a logarithm",
+        "python experiments/cap_learning.py",
+        "6 min",
+    ),
     "cifar10_retrofit": (
         "D-ReLU placements (head, input) vs plain ReLU on CIFAR-10, eps "
         "curves, CPU scale",

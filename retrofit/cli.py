@@ -37,14 +37,18 @@ def _load_tensorflow_quietly():
 _load_tensorflow_quietly()
 
 from keras_drelu.layers.activations import ACTIVATIONS  # noqa: E402
+from keras_drelu.training import INNER_GRADIENTS  # noqa: E402
 from keras_drelu.training import RECIPE_ARGUMENTS  # noqa: E402
 from keras_drelu.training import RECIPES  # noqa: E402
 from keras_drelu.training import STRATEGIES  # noqa: E402
 from keras_drelu.training.recipes import AUTO  # noqa: E402
 from keras_drelu.training.recipes import AUTO_DESCRIPTION  # noqa: E402
+from keras_drelu.training.recipes import INNER_GRADIENT_DEFAULT  # noqa: E402
 from retrofit.backbones import BACKBONES  # noqa: E402
 from retrofit.backbones import BackboneError  # noqa: E402
 from retrofit.placements import PLACEMENTS  # noqa: E402
+from retrofit.run import CALIBRATION_EXAMPLES  # noqa: E402
+from retrofit.run import CALIBRATION_QUANTILE  # noqa: E402
 from retrofit.run import NORMS  # noqa: E402
 from retrofit.run import PRECISIONS  # noqa: E402
 from retrofit.run import SUITE_CHOICES  # noqa: E402
@@ -63,6 +67,11 @@ def _number(text):
         return float(text)
     except (ValueError, ZeroDivisionError):
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _number_or_auto(text):
+    """`auto`, or a number as `_number` reads it."""
+    return AUTO if text == AUTO else _number(text)
 
 
 def _table_help(table, default):
@@ -161,9 +170,17 @@ def train_parser():
     model.add_argument("--lam", type=_number,
                        help=_setting_help("cap penalty lam * sum(m**2)",
                                           ACTIVATIONS, "settings", "lam"))
-    model.add_argument("--initial-max-value", type=_number,
-                       help=_setting_help("initial cap", ACTIVATIONS, "settings",
-                                          "initial_max_value"))
+    model.add_argument("--initial-max-value", type=_number_or_auto,
+                       help=_setting_help(
+                           f"initial cap, or {AUTO}: each cap at a quantile of its "
+                           f"unit's inputs over the first {CALIBRATION_EXAMPLES} "
+                           "training images (keras_drelu.calibrate_caps), so that "
+                           "the caps clip from the first step",
+                           ACTIVATIONS, "settings", "initial_max_value"))
+    model.add_argument("--calibration-quantile", type=_number,
+                       help=f"quantile of each unit's inputs its cap starts at, with "
+                            f"--initial-max-value {AUTO} (default: "
+                            f"{CALIBRATION_QUANTILE})")
     model.add_argument("--max-value", type=_number,
                        help=_setting_help("fixed cap", ACTIVATIONS, "settings",
                                           "max_value"))
@@ -195,6 +212,9 @@ def train_parser():
     training.add_argument("--beta", type=_number, help=_recipe_help("beta"))
     training.add_argument("--mixup-alpha", type=_number,
                           help=_recipe_help("mixup_alpha"))
+    training.add_argument("--inner-gradient", choices=INNER_GRADIENTS,
+                          help=_recipe_help("inner_gradient",
+                                            default=str(INNER_GRADIENT_DEFAULT)))
     training.add_argument("--strategy", choices=STRATEGIES, default=d.strategy,
                           help="tf.distribute strategy (default: %(default)s)")
     training.add_argument("--mixed-precision", choices=PRECISIONS,

@@ -2,7 +2,8 @@
 
 A run lives in one output directory:
 
-- `run.json`: every setting, the stage reached and every result;
+- `run.json`: every setting, the stage reached and every result
+  (with `--initial-max-value auto`, the calibrated caps);
 - `checkpoints/<phase>/`: `BackupAndRestore` state while a phase trains,
   and `<phase>.weights.h5` once it is done;
 - `model.keras`: the trained classifier;
@@ -32,6 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_drelu import calibrate_caps
 from keras_drelu import max_values
 from keras_drelu.arguments import check_choice
 from keras_drelu.arguments import check_non_negative
@@ -43,6 +45,7 @@ from keras_drelu.evaluation import evaluate_robustness
 from keras_drelu.evaluation.suites import budget_overrides
 from keras_drelu.layers.activations import make_activation
 from keras_drelu.training import RECIPES
+from keras_drelu.training import INNER_GRADIENTS
 from keras_drelu.training import STRATEGIES
 from keras_drelu.training import get_recipe
 from keras_drelu.training import train
@@ -59,6 +62,11 @@ NORMS = ("linf", "l2")
 PRECISIONS = ("auto", "on", "off")
 STAGES = ("created", "trained", "evaluated", "exported")
 EVALUATION_STATE = "evaluation-state.npz"
+# `--initial-max-value auto`: each cap starts at this quantile of its unit's
+# inputs over the first CALIBRATION_EXAMPLES training images
+# (`keras_drelu.calibrate_caps`), so that the caps clip from the first step.
+CALIBRATION_QUANTILE = 0.99
+CALIBRATION_EXAMPLES = 512
 
 
 class RunError(ValueError):
@@ -85,7 +93,12 @@ class RunSettings:
         activation: One of `keras_drelu.ACTIVATIONS`.
         units: Width of the dense layer of the `head` placement.
         lam: Penalty on the caps (`None`: the activation's default).
-        initial_max_value: Initial cap (`None`: the activation's default).
+        initial_max_value: Initial cap (`None`: the activation's default),
+            or `"auto"`: calibrated from the training data
+            (`keras_drelu.calibrate_caps`).
+        calibration_quantile: Quantile of each unit's inputs its cap starts
+            at with `initial_max_value="auto"` (`None`:
+            `CALIBRATION_QUANTILE`).
         max_value: Fixed cap, for the activations that take one.
         weights: `"imagenet"`, `"none"` or a weights file.
         backbone_size: Side the backbone is fed (`None`: automatic).
@@ -103,6 +116,9 @@ class RunSettings:
             recipe's default).
         mixup_alpha: Mixup parameter of the recipes that take one (`None`:
             the recipe's default).
+        inner_gradient: Gradient the training attack follows through capped
+            ReLUs, `"bpda"` or `"exact"`, for the recipes that attack
+            (`None`: `"bpda"` for a model with caps, else `"exact"`).
         eps: Radius of the robustness evaluation.
         norm: `"linf"` or `"l2"`, of the evaluation and of the recipes that
             take a norm.
@@ -130,7 +146,8 @@ class RunSettings:
     activation: str = "drelu"
     units: int = 256
     lam: float | None = None
-    initial_max_value: float | None = None
+    initial_max_value: float | str | None = None
+    calibration_quantile: float | None = None
     max_value: float | None = None
     weights: str = "imagenet"
     backbone_size: int | None = None
@@ -143,6 +160,7 @@ class RunSettings:
     attack_steps: int | None = None
     beta: float | None = None
     mixup_alpha: float | None = None
+    inner_gradient: str | None = None
     eps: float = 8 / 255
     norm: str = "linf"
     suite: str = "auto"
@@ -171,11 +189,26 @@ class RunSettings:
         if self.data_path and not os.path.exists(self.data_path):
             raise RunError(f"data path {self.data_path!r} does not exist")
         check_choice("placement", self.placement, PLACEMENTS)
-        # Made once to check the activation's settings through its table.
+        # Made once to check the activation's settings through its table;
+        # `auto` stands in as a cap, for an activation without caps to
+        # refuse it.
         make_activation(
             self.activation, lam=self.lam,
-            initial_max_value=self.initial_max_value, max_value=self.max_value,
+            initial_max_value=1.0 if self.calibrated else self.initial_max_value,
+            max_value=self.max_value,
         )
+        check_number(
+            "calibration_quantile", self.calibration_quantile, low=0, high=1,
+            closed="right", allow_none=True,
+        )
+        if self.calibration_quantile is not None and not self.calibrated:
+            raise RunError(
+                "--calibration-quantile applies with --initial-max-value "
+                f"{AUTO}. Received: initial_max_value="
+                f"{self.initial_max_value!r}"
+            )
+        if self.inner_gradient is not None:
+            check_choice("inner_gradient", self.inner_gradient, INNER_GRADIENTS)
         check_choice("recipe", self.recipe, (AUTO, *RECIPES))
         check_choice("suite", self.suite, SUITE_CHOICES)
         check_choice("norm", self.norm, NORMS)
@@ -216,6 +249,18 @@ class RunSettings:
     def backbone_weights(self):
         return None if self.weights == "none" else self.weights
 
+    @property
+    def calibrated(self):
+        """Whether the caps start calibrated (`initial_max_value="auto"`)."""
+        return self.initial_max_value == AUTO
+
+    def model_settings(self):
+        """The settings the model is built with: with calibrated caps, the
+        activation's default initial cap, which calibration replaces."""
+        if self.calibrated:
+            return dataclasses.replace(self, initial_max_value=None)
+        return self
+
     def recipe_settings(self, recipe):
         """The arguments of `train` this run gives `recipe` (a `Recipe`).
 
@@ -228,6 +273,7 @@ class RunSettings:
             "attack_steps": self.attack_steps,
             "beta": self.beta,
             "mixup_alpha": self.mixup_alpha,
+            "inner_gradient": self.inner_gradient,
         }
         for name, value in (("eps", self.eps), ("norm", self.norm)):
             if name in recipe.arguments and given.get(name) is None:
@@ -398,11 +444,48 @@ def _recipe(settings, model):
 
 
 def _rebuild(settings, info, directory, done, trainable):
-    model = _build(settings, info)
+    model = _build(settings.model_settings(), info)
     if done:
         model.load_weights(directory / "checkpoints" / f"{done[-1]}.weights.h5")
+    elif settings.calibrated:
+        model.load_weights(directory / "checkpoints" / CALIBRATED)
     backbone_layer(model).trainable = trainable
     return model
+
+
+# The weights of a model whose caps were calibrated, before any training.
+CALIBRATED = "calibrated.weights.h5"
+
+
+def calibrate(settings, model, splits, log):
+    """Sets the caps of `model` from the training data (`initial_max_value
+    "auto"`); returns what `run.json` records of it."""
+    quantile = settings.calibration_quantile or CALIBRATION_QUANTILE
+    images = np.concatenate([
+        np.asarray(x) for x, _ in splits.train.unbatch()
+        .take(CALIBRATION_EXAMPLES).batch(settings.batch_size)
+    ])
+    caps = calibrate_caps(
+        model,
+        tf.data.Dataset.from_tensor_slices(images).batch(settings.batch_size),
+        quantile=quantile,
+    )
+    summary = {
+        name: {
+            "min": float(np.min(values)),
+            "median": float(np.median(values)),
+            "mean": float(np.mean(values)),
+            "max": float(np.max(values)),
+        }
+        for name, values in caps.items()
+    }
+    for name, values in summary.items():
+        log(
+            f"calibrated caps of {name} at the {quantile:g} quantile of "
+            f"{len(images)} training images: median {values['median']:.4g} "
+            f"(min {values['min']:.4g}, max {values['max']:.4g})"
+        )
+    return {"quantile": quantile, "examples": len(images), "max_values": summary}
 
 
 def train_run(settings, directory, record, splits, model, recipe, log):
@@ -569,13 +652,20 @@ def run(settings, out, *, resume=False, overwrite=False, log=print):
     )
     stage = STAGES.index(record["stage"])
     model = recipe = None
+    calibration = None
     if stage < STAGES.index("trained"):
-        model = _build(settings, splits.info)
+        model = _build(settings.model_settings(), splits.info)
         recipe = _recipe(settings, model)
+        if settings.calibrated:
+            calibration = calibrate(settings, model, splits, log)
     if not resume:
         if overwrite and directory.path.exists():
             shutil.rmtree(directory.path)
         (directory / "checkpoints").mkdir(parents=True, exist_ok=True)
+        directory.write(record)
+    if calibration is not None:
+        record["calibration"] = calibration
+        model.save_weights(directory / "checkpoints" / CALIBRATED)
         directory.write(record)
     if model is not None:
         model = train_run(settings, directory, record, splits, model, recipe, log)

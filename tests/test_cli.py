@@ -346,3 +346,89 @@ def test_adversarial_recipes_run_from_the_cli(recipe, tmp_path, capsys, monkeypa
     assert record["recipe_settings"]["attack_steps"] == 2
     assert record["recipe_settings"]["eps"] == pytest.approx(8 / 255)
     assert record["stage"] == "exported"
+
+
+def test_initial_max_value_auto_calibrates_the_caps(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(runs, "_build", tiny_retrofit)
+    out = tmp_path / "auto"
+    status, printed, err = run_cli(
+        capsys, "--backbone", "MobileNetV2", "--dataset", "digits", "--out", str(out),
+        *TINY, "--initial-max-value", "auto", "--calibration-quantile", "0.9",
+        "--no-evaluate",
+    )
+    assert status == 0, err
+    assert "calibrated caps of head_drelu at the 0.9 quantile" in printed
+    record = json.loads((out / "run.json").read_text())
+    assert record["settings"]["initial_max_value"] == "auto"
+    calibration = record["calibration"]
+    assert calibration["quantile"] == 0.9
+    # The caps are the 0.9 quantile of each unit's inputs over the first
+    # training images, after the ReLU (numpy on the same pipeline).
+    settings = runs.RunSettings(**record["settings"])
+    splits = runs.load_data(settings)
+    images = np.concatenate([x for x, _ in splits.train.unbatch().batch(512)
+                             .take(1).as_numpy_iterator()])
+    assert calibration["examples"] == len(images) == min(
+        runs.CALIBRATION_EXAMPLES, len(images))
+    model = tiny_retrofit(settings.model_settings(), splits.info)
+    model.load_weights(out / "checkpoints" / runs.CALIBRATED)
+    head = keras.Model(model.inputs, model.get_layer("head_dense").output)
+    expected = np.quantile(np.maximum(head.predict(images, verbose=0), 0), 0.9,
+                           axis=0)
+    caps = keras.ops.convert_to_numpy(model.get_layer("head_drelu").max_value)
+    # A unit never active in the batch gets cap 0, stored as the log form's
+    # lowest cap, 1e-6.
+    np.testing.assert_allclose(caps, expected, rtol=1e-4, atol=2e-6)
+    assert calibration["max_values"]["head_drelu"]["median"] == pytest.approx(
+        float(np.median(caps)), rel=1e-6)
+    assert 0 < caps.max() < 50  # not the default 100
+    # A run rebuilt inside a distribution strategy starts from these caps too.
+    rebuilt = runs._rebuild(settings, splits.info, runs.RunDirectory(out), [], True)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(rebuilt.get_layer("head_drelu").max_value), caps)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--calibration-quantile", "0.9"],
+     "--calibration-quantile applies with --initial-max-value auto"),
+    (["--initial-max-value", "auto", "--calibration-quantile", "1.5"],
+     "calibration_quantile=1.5"),
+    (["--activation", "relu", "--initial-max-value", "auto"],
+     "`initial_max_value` does not apply to activation='relu'"),
+    (["--recipe", "drelu", "--inner-gradient", "exact"],
+     "`inner_gradient` does not apply to recipe='drelu'"),
+])
+def test_calibration_and_inner_gradient_flags_are_checked(extra, message, capsys,
+                                                          tmp_path):
+    assert_usage_error(
+        capsys, ["--backbone", "MobileNetV2", "--dataset", "digits",
+                 "--out", str(tmp_path / "out"), *TINY, *extra], message)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("given, recorded", [(None, "bpda"), ("exact", "exact")])
+def test_inner_gradient_flag_reaches_the_recipe(given, recorded, tmp_path, capsys,
+                                                monkeypatch):
+    monkeypatch.setattr(runs, "_build", tiny_retrofit)
+    out = tmp_path / "run"
+    flag = ["--inner-gradient", given] if given else []
+    status, _, err = run_cli(
+        capsys, "--backbone", "MobileNetV2", "--dataset", "digits", "--out", str(out),
+        *TINY, "--recipe", "fgsm-at", "--no-evaluate", *flag,
+    )
+    assert status == 0, err
+    record = json.loads((out / "run.json").read_text())
+    assert record["settings"]["inner_gradient"] == given
+    assert record["recipe_settings"]["inner_gradient"] == recorded
+    assert "val_task_loss" in record["history"]["finetune"]
+    assert "cap_penalty" in record["history"]["finetune"]
+
+
+def test_help_documents_calibration_and_inner_gradient(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--inner-gradient {exact,bpda}" in text
+    assert "(default: bpda for a model with capped ReLUs, else exact)" in text
+    assert "initial cap, or auto: each cap at a quantile" in text
+    assert f"(default: {runs.CALIBRATION_QUANTILE})" in text

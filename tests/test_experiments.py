@@ -402,3 +402,39 @@ def test_overrides_map_every_budget_to_its_attacks():
     assert budgets["CW-L2"]["max_iterations"] == 11
     assert budgets["PGD"] == {"steps": 10, "step_size": 0.01,
                               "random_init": False}
+
+
+@pytest.mark.shared_data
+def test_cap_learning_quick_records_caps_against_steps(shared_data_dir, tmp_path,
+                                                       capsys):
+    parser = arguments.ExperimentParser.of(script("cap_learning"))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    assert "python experiments/cap_learning.py" in capsys.readouterr().out
+    paths = run_quick("cap_learning", shared_data_dir / "mnist.npz", tmp_path)
+    assert sorted(p.name for p in paths) == [
+        "caps_vs_steps.png", "results.json", "table.md"
+    ]
+    table = (tmp_path / "table.md").read_text()
+    tables, reading = results.split_reading(table)
+    assert reading and results.unquoted_numbers(reading, tables) == set()
+    outcome = json.loads((tmp_path / "results.json").read_text())
+    assert [(r["lam"], r["parameterization"]) for r in outcome["runs"]] == [
+        (100.0, "log"), (100.0, "linear"), (1.0, "log"), (1.0, "linear")
+    ]
+    per_epoch = outcome["steps_per_epoch"]
+    for run in outcome["runs"]:
+        steps = run["steps"]
+        assert steps[0] == 0 and steps[-1] == 3 * per_epoch
+        assert outcome["goal_step"] in steps
+        for q1, median, q3 in run["quartiles"]:
+            assert q1 <= median <= q3
+        assert run["quartiles"][0][1] == pytest.approx(100.0, rel=1e-5)
+        assert len(run["test_accuracy"]) == 3
+    # While the penalty dominates, Adam moves a cap stored as itself by about
+    # its learning rate per step, one stored as a logarithm by about 1% of
+    # its value (`exp(-rate * lr)`, rate 10, lr 1e-3).
+    log, linear = (run["quartiles"][-1][1] for run in outcome["runs"][:2])
+    steps = 3 * per_epoch
+    assert linear == pytest.approx(100 - steps * 1e-3, abs=steps * 5e-4)
+    assert log == pytest.approx(100 * math.exp(-0.01 * steps), rel=0.05)

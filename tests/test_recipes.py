@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from keras_drelu import DReLU
+from keras_drelu.training import PerModel
 from keras_drelu.training import RECIPES
 from keras_drelu.training import Recipe
 from keras_drelu.training import RobustTraining
@@ -79,6 +80,13 @@ def classifier():
     ])
 
 
+def capped_classifier():
+    return keras.Sequential([
+        keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(8),
+        DReLU(max_value_regularizer=1e-3), keras.layers.Dense(3),
+    ])
+
+
 def dataset():
     x = np.random.default_rng(0).uniform(size=(32, 4)).astype("float32")
     return tf.data.Dataset.from_tensor_slices((x, np.arange(32) % 3)).batch(8)
@@ -106,7 +114,16 @@ def test_defaults_are_the_trainers_own(name):
     recipe = RECIPES[name]
     parameters = inspect.signature(recipe.trainer).parameters
     for argument, value in recipe.defaults.items():
-        assert parameters[recipe.arguments[argument]].default == value, argument
+        keyword = recipe.arguments[argument]
+        if not isinstance(value, PerModel):
+            assert parameters[keyword].default == value, argument
+            continue
+        # A default worked out per model: the trainer's `None` works it out
+        # the same way.
+        assert parameters[keyword].default is None, argument
+        for model in (classifier(), capped_classifier()):
+            trainer = recipe.trainer(model, eps=EPS)
+            assert getattr(trainer, keyword) == value(model), argument
     for argument in recipe.required:
         assert parameters[recipe.arguments[argument]].default is inspect.Parameter.empty
 
@@ -125,6 +142,20 @@ def test_settings_fill_defaults_and_refuse_what_does_not_apply():
         trades.settings()
     with pytest.raises(ValueError, match="applies to adversarial recipes"):
         RECIPES["standard"].settings(natural_epochs=2)
+
+
+@pytest.mark.parametrize("name", ["pgd-at", "fgsm-at", "trades", "mtlat"])
+def test_inner_gradient_default_is_worked_out_for_the_model(name):
+    recipe = RECIPES[name]
+    assert "inner_gradient" not in recipe.settings(eps=EPS)  # no model
+    assert recipe.settings(eps=EPS, model=classifier())[
+        "inner_gradient"] == "exact"
+    assert recipe.settings(eps=EPS, model=capped_classifier())[
+        "inner_gradient"] == "bpda"
+    assert recipe.settings(eps=EPS, model=capped_classifier(),
+                           inner_gradient="exact")["inner_gradient"] == "exact"
+    with pytest.raises(ValueError, match="`inner_gradient` does not apply"):
+        RECIPES["drelu"].settings(inner_gradient="bpda")
 
 
 def test_auto_picks_drelu_for_penalised_caps():
@@ -169,7 +200,7 @@ def test_toy_recipe_through_train(toy):
         "toy", {"eps": EPS}, [0, 1]
     )
     assert type(result.model) is keras.Sequential
-    assert sorted(result.history) == ["accuracy", "loss"]
+    assert sorted(result.history) == ["accuracy", "loss", "task_loss"]
     (trainer,) = toy
     assert trainer.classifier is result.model
     assert trainer.from_logits  # read from the model's last layer

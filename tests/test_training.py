@@ -12,6 +12,10 @@ import pytest
 import tensorflow as tf
 
 from keras_drelu import DReLU
+from keras_drelu import straight_through
+from keras_drelu import uncapped_twin
+from keras_drelu.layers.straight_through import straight_through_active
+from keras_drelu.training import MTLAT
 from keras_drelu.training import TRADES
 from keras_drelu.training import AdversarialTraining
 from keras_drelu.training import FastAdversarialTraining
@@ -287,7 +291,8 @@ def test_natural_then_adversarial_schedule_resumes_in_its_phase(tmp_path):
     assert begins == ["Sequential", "TRADES", "TRADES"]
     assert result.epochs == [1]
     assert sorted(result.history) == [
-        "accuracy", "learning_rate", "loss", "val_accuracy", "val_loss"
+        "accuracy", "learning_rate", "loss", "task_loss", "val_accuracy",
+        "val_loss", "val_task_loss",
     ]
     assert not backup.exists() or not any(backup.rglob("*.h5"))
 
@@ -444,7 +449,7 @@ def test_get_strategy_names(monkeypatch):
         ({"recipe": "standard", "gamma": 2.0},
          "`gamma` does not apply to recipe='standard', which takes no"),
         ({"recipe": "fgsm-at", "eps": 0.1, "beta": 1.0},
-         r"takes \('eps', 'step_size', 'norm'\)"),
+         r"takes \('eps', 'step_size', 'norm', 'inner_gradient'\)"),
         ({"recipe": "fgsm-at", "eps": 0.1, "attack_steps": 3},
          "`attack_steps` does not apply"),
         ({"recipe": "pgd-at", "eps": 0.1, "beta": 1.0},
@@ -482,3 +487,287 @@ def test_recipe_and_repeat_argument_errors():
         train_repeated(build(), dataset(), epochs=1)
     with pytest.raises(ValueError, match="not `seed`"):
         train_repeated(build, dataset(), seed=3, epochs=1)
+
+
+# Straight-through inner attacks: one model, two gradient views per step.
+
+
+def clipping_classifier(parameterization="log"):
+    """Dense -> DReLU -> 2 logits, every unit clipped on inputs in [0, 1]:
+    the bias of 2 lifts each pre-activation far above its cap of 0.5, so
+    the exact input gradient is zero everywhere."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((6,)),
+        keras.layers.Dense(5, bias_initializer=keras.initializers.Constant(2.0)),
+        DReLU(initial_max_value=0.5, max_value_regularizer=0.01,
+              max_value_parameterization=parameterization),
+        keras.layers.Dense(2),
+    ])
+    model.layers[0].kernel.assign(
+        np.random.default_rng(1).uniform(-0.2, 0.2, (6, 5)).astype("float32")
+    )
+    return model
+
+
+def input_gradient(model, x, y, scope=False):
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        with straight_through(scope):
+            loss = keras.losses.sparse_categorical_crossentropy(
+                y, model(x), from_logits=True
+            )
+    return tape.gradient(loss, x).numpy()
+
+
+def weight_gradients(model, x, y, scope=False):
+    """The gradient of the compiled loss (mean CE plus the cap penalty)."""
+    with tf.GradientTape() as tape:
+        with straight_through(scope):
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+                y, model(x), from_logits=True
+            )) + tf.add_n(model.losses)
+    return [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
+
+
+@pytest.mark.parametrize("parameterization", ["log", "linear"])
+def test_one_step_attacks_through_the_caps_and_updates_with_the_exact_gradient(
+    parameterization
+):
+    x = np.random.default_rng(2).uniform(0.2, 0.8, (8, 6)).astype("float32")
+    y = np.arange(8) % 2
+    classifier = clipping_classifier(parameterization)
+    twin = uncapped_twin(classifier)
+    # The setting makes the views differ: the exact input gradient vanishes
+    # (every unit clips); the plain ReLU twin's does not.
+    assert not input_gradient(classifier, x, y).any()
+    twin_gradient = input_gradient(twin, x, y)
+    assert (twin_gradient != 0).all()
+    np.testing.assert_array_equal(
+        np.sign(input_gradient(classifier, x, y, scope=True)),
+        np.sign(twin_gradient),
+    )
+    initial = [v.numpy() for v in classifier.trainable_variables]
+
+    seen = tf.Variable(tf.zeros_like(x))
+
+    class Recorded(AdversarialTraining):
+        def adversarial_inputs(self, x, y):
+            x_adv = super().adversarial_inputs(x, y)
+            seen.assign(x_adv)
+            return x_adv
+
+    # One PGD step of 2.5 eps from a random start in the eps-ball ends on
+    # the ball's corner `x + eps * sign(gradient)`, whatever the start.
+    trainer = Recorded(classifier, eps=EPS, steps=1, from_logits=True)
+    assert trainer.inner_gradient == "bpda"  # the default for caps
+    trainer.compile(optimizer=keras.optimizers.SGD(0.5))  # compiled step
+    trainer.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    x_adv = seen.numpy()
+    # The attack followed the plain-ReLU gradient...
+    np.testing.assert_allclose(x_adv, x + EPS * np.sign(twin_gradient),
+                               atol=1e-6)
+    # ...and the update the exact one, at those inputs, on the same weights.
+    probe = clipping_classifier(parameterization)
+    for variable, value in zip(probe.trainable_variables, initial):
+        variable.assign(value)
+    exact = weight_gradients(probe, x_adv, y)
+    through = weight_gradients(probe, x_adv, y, scope=True)
+    assert not exact[0].any() and through[0].any()  # clipped: no kernel grad
+    for variable, value, gradient in zip(
+        classifier.trainable_variables, initial, exact
+    ):
+        np.testing.assert_allclose(variable.numpy(), value - 0.5 * gradient,
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_exact_inner_gradient_stalls_on_clipped_units():
+    x = np.random.default_rng(2).uniform(0.2, 0.8, (8, 6)).astype("float32")
+    Recording, seen = recording(AdversarialTraining, "adversarial_inputs")
+    trainer = Recording(clipping_classifier(), eps=EPS, steps=1,
+                        from_logits=True, inner_gradient="exact")
+    trainer.compile(optimizer=keras.optimizers.SGD(0.0), run_eagerly=True)
+    trainer.fit(x, np.arange(8) % 2, batch_size=8, epochs=1, shuffle=False,
+                verbose=0)
+    # A zero gradient moves nothing: the random start stays inside the
+    # ball, where the straight-through step reaches its corners.
+    assert (np.abs(seen[0] - x) < EPS - 1e-3).mean() > 0.9
+
+
+class ScopeProbe(keras.layers.Layer):
+    """Passes its input on, logging whether straight-through is active
+    each time it is called (when traced, inside a compiled step)."""
+
+    def __init__(self, log, **kwargs):
+        super().__init__(**kwargs)
+        # A bound method: Keras would wrap a list attribute in a copy.
+        self.record = log.append
+
+    def call(self, inputs):
+        self.record(straight_through_active())
+        return inputs
+
+
+def probed_classifier(log):
+    return keras.Sequential([
+        keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(8),
+        DReLU(initial_max_value=1.0, max_value_regularizer=0.01),
+        ScopeProbe(log), keras.layers.Dense(3),
+    ])
+
+
+def marking(trainer_class, attack, log):
+    """`trainer_class` whose attack method `attack` marks its start and end
+    in `log`."""
+
+    def marked(self, *args):
+        log.append("attack")
+        result = getattr(trainer_class, attack)(self, *args)
+        log.append("end")
+        return result
+
+    return type(trainer_class.__name__, (trainer_class,), {attack: marked})
+
+
+@pytest.mark.parametrize("inner_gradient", ["bpda", "exact"])
+@pytest.mark.parametrize("trainer_class, attack, kwargs", [
+    (AdversarialTraining, "adversarial_inputs", {"steps": 2}),
+    (FastAdversarialTraining, "adversarial_inputs", {}),
+    (TRADES, "adversarial_inputs", {"steps": 2}),
+    (MTLAT, "targeted_inputs", {"seed": 0}),
+])
+def test_every_trainer_attacks_in_the_scope_and_updates_outside_it(
+    trainer_class, attack, kwargs, inner_gradient
+):
+    log = []
+    trainer = marking(trainer_class, attack, log)(
+        probed_classifier(log), eps=EPS, from_logits=True,
+        inner_gradient=inner_gradient, **kwargs,
+    )
+    trainer.compile(optimizer="adam")
+    x = np.random.default_rng(0).uniform(size=(8, 4, 4, 1)).astype("float32")
+    del log[:]  # the calls that built the model
+    trainer.fit(x, np.arange(8) % 3, batch_size=8, epochs=1, verbose=0)
+    # Each trace of the step (Keras may trace it more than once): the
+    # attack's calls, then the update's.
+    traces = "|".join(map(str, log)).split("attack|")[1:]
+    assert traces
+    for trace in traces:
+        inside, after = (part.strip("|").split("|")
+                         for part in trace.split("end"))
+        assert set(inside) == {str(inner_gradient == "bpda")}
+        assert set(after) == {"False"}
+
+
+def test_inner_gradient_defaults_per_model_and_reaches_the_settings():
+    capped = train(lambda: build(drelu=True), dataset(), recipe="pgd-at",
+                   epochs=1, eps=EPS, attack_steps=1, seed=0, verbose=0)
+    plain = train(build, dataset(), recipe="trades", epochs=1, eps=EPS,
+                  attack_steps=1, seed=0, verbose=0)
+    chosen = train(lambda: build(drelu=True), dataset(), recipe="fgsm-at",
+                   epochs=1, eps=EPS, inner_gradient="exact", seed=0,
+                   verbose=0)
+    assert capped.settings["inner_gradient"] == "bpda"
+    assert plain.settings["inner_gradient"] == "exact"
+    assert chosen.settings["inner_gradient"] == "exact"
+    with pytest.raises(ValueError, match="inner_gradient='straight'"):
+        train(build, dataset(), recipe="pgd-at", epochs=1, eps=EPS,
+              inner_gradient="straight", verbose=0)
+    with pytest.raises(ValueError, match="`inner_gradient` does not apply"):
+        train(build, dataset(), recipe="standard", epochs=1,
+              inner_gradient="bpda", verbose=0)
+    trainer = AdversarialTraining(build(drelu=True), eps=EPS,
+                                  inner_gradient="exact")
+    clone = AdversarialTraining.from_config(trainer.get_config())
+    assert clone.inner_gradient == "exact"
+
+
+# The logs and callbacks watch the task, not the cap penalty.
+
+
+def penalised_classifier():
+    """The quick start's proportions: 256 caps at 100 under lam 1e-3, a
+    penalty of 2560 against a cross-entropy of about 2."""
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([
+        keras.Input((16,)), keras.layers.Dense(256),
+        DReLU(initial_max_value=100.0, max_value_regularizer=1e-3),
+        keras.layers.Dense(10),
+    ])
+
+
+def test_task_loss_and_cap_penalty_are_logged_apart(monkeypatch):
+    from keras_drelu.training import experiment
+
+    made = []
+
+    def recorded(*args, **kwargs):
+        callbacks = paper_callbacks(*args, **kwargs)
+        made.extend(callbacks)
+        return callbacks
+
+    monkeypatch.setattr(experiment, "paper_callbacks", recorded)
+    x = np.random.default_rng(0).uniform(size=(32, 16)).astype("float32")
+    y = np.arange(32) % 10
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    model = penalised_classifier()
+    outputs = np.asarray(model(x), np.float64)
+    expected_task = cross_entropy(softmax(outputs), y).mean()
+    # A learning rate of 0 keeps every number at its initial value.
+    result = train(model, data, data, recipe="drelu", epochs=1,
+                   optimizer=keras.optimizers.SGD(0.0), verbose=0)
+    history = {key: values[0] for key, values in result.history.items()}
+    assert history["task_loss"] == pytest.approx(expected_task, rel=1e-5)
+    assert history["val_task_loss"] == pytest.approx(expected_task, rel=1e-5)
+    assert 1.0 < history["task_loss"] < 5.0
+    assert history["cap_penalty"] == pytest.approx(1e-3 * 256 * 100**2,
+                                                   rel=1e-5)
+    assert history["loss"] == pytest.approx(
+        history["task_loss"] + history["cap_penalty"], rel=1e-5
+    )
+    assert history["val_loss"] == pytest.approx(history["loss"], rel=1e-5)
+    watching = {type(c).__name__: c.monitor for c in made
+                if hasattr(c, "monitor")}
+    assert watching == {"ReduceLROnPlateau": "val_task_loss",
+                        "EarlyStopping": "val_task_loss"}
+
+    del made[:]
+    unvalidated = train(penalised_classifier, data, recipe="pgd-at",
+                        epochs=1, eps=EPS, attack_steps=1, verbose=0)
+    assert {c.monitor for c in made if hasattr(c, "monitor")} == {"task_loss"}
+    assert unvalidated.history["cap_penalty"][0] > 1000
+    # A model without penalised caps logs no penalty.
+    assert "cap_penalty" not in train(build, dataset(), epochs=1,
+                                      verbose=0).history
+
+
+def test_mtlat_task_loss_is_on_its_soft_labels():
+    x = np.random.default_rng(0).uniform(size=(16, 4, 4, 1)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, np.arange(16) % 3)).batch(8)
+    result = train(lambda: probed_classifier([]), data, data, recipe="mtlat",
+                   epochs=1, eps=EPS, optimizer=keras.optimizers.SGD(0.0),
+                   seed=0, verbose=0)
+    history = {key: values[0] for key, values in result.history.items()}
+    # Validation labels are one-hot: the penalty is the only difference.
+    assert history["val_loss"] == pytest.approx(
+        history["val_task_loss"] + history["cap_penalty"], rel=1e-5
+    )
+
+
+def test_early_stopping_restores_the_best_task_loss_not_the_best_loss():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    stopping = next(c for c in paper_callbacks()
+                    if isinstance(c, keras.callbacks.EarlyStopping))
+    stopping.set_model(model)
+    stopping.on_train_begin()
+    # The penalty falls every epoch, so `val_loss` does too; the task is
+    # best at epoch 1.
+    task = [0.9, 0.5, 0.7, 0.8]
+    penalty = [100.0, 90.0, 80.0, 70.0]
+    for epoch, (t, p) in enumerate(zip(task, penalty)):
+        model.set_weights([np.full((2, 1), epoch, "float32"),
+                           np.zeros(1, "float32")])
+        stopping.on_epoch_end(epoch, {"val_task_loss": t, "val_loss": t + p})
+    stopping.on_train_end()
+    assert model.get_weights()[0][0, 0] == 1.0

@@ -25,6 +25,11 @@ class AdversarialTraining(RobustTraining):
     precision behave as for any model. Training metrics are therefore
     measured on the adversarial batch; validation metrics on clean data.
 
+    On a classifier with capped ReLUs the attack follows the
+    straight-through gradient by default (`inner_gradient="bpda"`): the
+    exact one is zero wherever a cap clips, which would leave the training
+    examples weak; the update follows the exact gradient.
+
     The D-ReLU paper's schedule retrains a naturally trained model for 10
     epochs this way (see `keras_drelu.training.train(natural_epochs=...)`).
 
@@ -54,12 +59,16 @@ class AdversarialTraining(RobustTraining):
         norm: `"linf"` or `"l2"`. Defaults to `"linf"`.
         from_logits: Whether `classifier` outputs logits. Defaults to
             `False`, as `keras.losses.SparseCategoricalCrossentropy`.
+        inner_gradient: `"bpda"` or `"exact"`: the gradient the attack
+            follows through capped ReLUs (see `RobustTraining`). Defaults
+            to `None`, `"bpda"` for a classifier holding caps, else
+            `"exact"`.
         **kwargs: Base `keras.Model` keyword arguments, such as `name`.
     """
 
     def __init__(
         self, classifier, eps, step_size=None, steps=10, norm="linf",
-        from_logits=False, **kwargs,
+        from_logits=False, inner_gradient=None, **kwargs,
     ):
         steps = check_positive("steps", steps, integer=True)
         eps = check_positive("eps", eps)
@@ -67,11 +76,12 @@ class AdversarialTraining(RobustTraining):
             step_size = 2.5 * eps / steps
         super().__init__(
             classifier, eps=eps, step_size=step_size, steps=steps, norm=norm,
-            from_logits=from_logits, **kwargs,
+            from_logits=from_logits, inner_gradient=inner_gradient, **kwargs,
         )
 
     def adversarial_inputs(self, x, y):
-        """The PGD adversarial examples of batch `x` with labels `y`."""
+        """The PGD adversarial examples of batch `x` with labels `y`,
+        crafted in `attack_scope()`."""
 
         def loss_fn(x_adv, y):
             outputs = self.classifier(x_adv, training=False)
@@ -81,10 +91,11 @@ class AdversarialTraining(RobustTraining):
                 from_logits=self.from_logits,
             )
 
-        return projected_gradient_descent(
-            loss_fn, x, y, eps=self.eps, step_size=self.step_size,
-            steps=self.steps, norm=self.norm,
-        )
+        with self.attack_scope():
+            return projected_gradient_descent(
+                loss_fn, x, y, eps=self.eps, step_size=self.step_size,
+                steps=self.steps, norm=self.norm,
+            )
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -125,12 +136,15 @@ class FastAdversarialTraining(AdversarialTraining):
         norm: `"linf"` or `"l2"`. Defaults to `"linf"`.
         from_logits: Whether `classifier` outputs logits. Defaults to
             `False`.
+        inner_gradient: `"bpda"` or `"exact"`, as for
+            `AdversarialTraining`. Defaults to `None`, `"bpda"` for a
+            classifier holding caps, else `"exact"`.
         **kwargs: Base `keras.Model` keyword arguments, such as `name`.
     """
 
     def __init__(
         self, classifier, eps, step_size=None, norm="linf", from_logits=False,
-        **kwargs,
+        inner_gradient=None, **kwargs,
     ):
         eps = check_positive("eps", eps)
         super().__init__(
@@ -140,6 +154,7 @@ class FastAdversarialTraining(AdversarialTraining):
             steps=1,
             norm=norm,
             from_logits=from_logits,
+            inner_gradient=inner_gradient,
             **kwargs,
         )
 

@@ -13,8 +13,12 @@ from keras_drelu.arguments import check_non_negative
 from keras_drelu.arguments import check_positive
 from keras_drelu.arguments import check_seed
 from keras_drelu.outputs import final_softmax
+from keras_drelu.training.callbacks import TASK_LOSS
+from keras_drelu.training.callbacks import CapPenaltyLogger
 from keras_drelu.training.callbacks import paper_callbacks
 from keras_drelu.training.callbacks import paper_optimizer
+from keras_drelu.training.callbacks import task_loss_metric
+from keras_drelu.training.caps import has_penalised_caps
 from keras_drelu.training.recipes import AUTO
 from keras_drelu.training.recipes import RECIPES
 from keras_drelu.training.recipes import get_recipe
@@ -94,21 +98,33 @@ def _concatenate(first, second):
     return history
 
 
+def _task_loss_metric(model, from_logits):
+    # A trainer on soft labels (M-TLAT) says which cross-entropy it logs.
+    own = getattr(model, "task_loss_metric", None)
+    return own() if own is not None else task_loss_metric(from_logits)
+
+
 def _fit_phase(
     trainer, loss, train_data, validation_data, *, epochs, backup_dir,
     optimizer, metrics, callbacks, default_callbacks, strategy, verbose,
+    from_logits,
 ):
     with strategy.scope():
         trainer.compile(
-            optimizer=_new_optimizer(optimizer), loss=loss, metrics=list(metrics)
+            optimizer=_new_optimizer(optimizer),
+            loss=loss,
+            metrics=[_task_loss_metric(trainer, from_logits), *metrics],
         )
-    monitor = "loss" if validation_data is None else "val_loss"
+    monitor = TASK_LOSS if validation_data is None else "val_" + TASK_LOSS
     if default_callbacks:
         phase_callbacks = paper_callbacks(backup_dir, monitor)
     elif backup_dir is not None:
         phase_callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir))]
     else:
         phase_callbacks = []
+    if has_penalised_caps(trainer):
+        # Before the callbacks given: they see the penalty in the logs.
+        phase_callbacks.append(CapPenaltyLogger())
     return trainer.fit(
         train_data,
         validation_data=validation_data,
@@ -133,6 +149,7 @@ def train(
     norm=None,
     beta=None,
     mixup_alpha=None,
+    inner_gradient=None,
     natural_epochs=0,
     from_logits=None,
     optimizer=None,
@@ -172,10 +189,22 @@ def train(
     optimizer. With `backup_dir`, a killed run resumes in the phase and
     epoch it stopped at.
 
+    The adversarial recipes attack through capped ReLUs with the
+    straight-through gradient (`inner_gradient="bpda"`, the default for a
+    model holding caps) and update the weights with the exact one.
+
+    Besides `loss`, the history holds `task_loss` (and `val_task_loss`),
+    the recipe's cross-entropy without penalties (for TRADES the clean
+    one, without the KL term), and, for a model with penalised caps,
+    `cap_penalty`, the penalty at each epoch's end: `loss` is about their
+    sum, and the penalty can outweigh the task a thousandfold.
+
     By default the optimizer is Adam with learning rate `1e-3` and the
     callbacks are `paper_callbacks(backup_dir)` (plateau halving, early
-    stopping with best weights, NaN guard, backup), watching `val_loss`, or
-    `loss` without validation data; `callbacks` are appended to them.
+    stopping with best weights, NaN guard, backup), watching the task's
+    `val_task_loss`, or `task_loss` without validation data, so that they
+    follow the classifier, not the cap penalty; `callbacks` are appended
+    to them.
 
     With a distribution strategy, variables must be created inside its
     scope: pass `model` as a function that builds the classifier, which
@@ -202,7 +231,9 @@ def train(
     >>> result.epochs, result.recipe, type(result.model).__name__
     ([0, 1], 'trades', 'Sequential')
     >>> result.settings
-    {'eps': 0.1, 'norm': 'linf', 'attack_steps': 2, 'beta': 1.0}
+    {'eps': 0.1, 'norm': 'linf', 'inner_gradient': 'bpda', 'attack_steps': 2, 'beta': 1.0}
+    >>> sorted(result.history)[:4]
+    ['accuracy', 'cap_penalty', 'learning_rate', 'loss']
 
     Args:
         model: The classifier, a `keras.Model` mapping images in `[0, 1]`
@@ -229,6 +260,10 @@ def train(
         beta: TRADES trade-off. Defaults to `None`, `6.0` for `"trades"`.
         mixup_alpha: Beta parameter of the Mixup weights of `"mtlat"`.
             Defaults to `None`, `0.2` for `"mtlat"`.
+        inner_gradient: The gradient the adversarial recipes' attack
+            follows through capped ReLUs: `"bpda"` (straight-through) or
+            `"exact"`. Defaults to `None`: `"bpda"` for a model holding
+            capped ReLUs, else `"exact"`.
         natural_epochs: Epochs of natural training before an adversarial
             recipe. Defaults to `0`.
         from_logits: Whether the classifier outputs logits. Defaults to
@@ -265,7 +300,8 @@ def train(
     check_bool("default_callbacks", default_callbacks)
     given = dict(
         eps=eps, step_size=step_size, attack_steps=attack_steps, norm=norm,
-        beta=beta, mixup_alpha=mixup_alpha, **recipe_settings,
+        beta=beta, mixup_alpha=mixup_alpha, inner_gradient=inner_gradient,
+        **recipe_settings,
     )
     if recipe != AUTO:
         # Refused before a model is built or a natural phase trained.
@@ -276,7 +312,9 @@ def train(
     with strategy.scope():
         classifier = _build_classifier(model, strategy)
     entry = get_recipe(recipe, classifier)
-    settings = entry.settings(natural_epochs=natural_epochs, **given)
+    settings = entry.settings(
+        natural_epochs=natural_epochs, model=classifier, **given
+    )
     entry.check_model(classifier)
     if from_logits is None:
         from_logits = final_softmax(classifier) is None
@@ -290,7 +328,7 @@ def train(
         _fit_phase, train_data=train_data, validation_data=validation_data,
         optimizer=optimizer, metrics=metrics, callbacks=callbacks,
         default_callbacks=default_callbacks, strategy=strategy,
-        verbose=verbose,
+        verbose=verbose, from_logits=from_logits,
     )
     natural_loss = keras.losses.SparseCategoricalCrossentropy(
         from_logits=from_logits

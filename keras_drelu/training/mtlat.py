@@ -7,6 +7,7 @@ from keras_drelu.arguments import check_number
 from keras_drelu.arguments import check_positive
 from keras_drelu.arguments import check_seed
 from keras_drelu.attacks.pgd import projected_gradient_descent
+from keras_drelu.training.callbacks import task_loss_metric
 from keras_drelu.training.robust_training import RobustTraining
 
 
@@ -35,7 +36,9 @@ class MTLAT(RobustTraining):
     to attacks. The outer step is Keras' own `train_step` on the soft labels
     with the compiled loss (categorical cross-entropy by default) plus the
     layers' regularization losses; integer labels, in training and in
-    validation, are one-hot encoded first.
+    validation, are one-hot encoded first. On a classifier with capped
+    ReLUs the targeted steps follow the straight-through gradient by
+    default (`inner_gradient="bpda"`), the update the exact one.
 
     Example:
 
@@ -73,12 +76,17 @@ class MTLAT(RobustTraining):
             `False`.
         seed: Optional int seed of the Mixup weights and pairings and of
             the target classes. Defaults to `None`.
+        inner_gradient: `"bpda"` or `"exact"`: the gradient the targeted
+            steps follow through capped ReLUs (see `RobustTraining`).
+            Defaults to `None`, `"bpda"` for a classifier holding caps,
+            else `"exact"`.
         **kwargs: Base `keras.Model` keyword arguments, such as `name`.
     """
 
     def __init__(
         self, classifier, eps, alpha=0.2, target_weight=None, step_size=None,
-        steps=1, norm="linf", from_logits=False, seed=None, **kwargs,
+        steps=1, norm="linf", from_logits=False, seed=None,
+        inner_gradient=None, **kwargs,
     ):
         steps = check_positive("steps", steps, integer=True)
         eps = check_positive("eps", eps)
@@ -86,7 +94,7 @@ class MTLAT(RobustTraining):
             step_size = 2.5 * eps / steps
         super().__init__(
             classifier, eps=eps, step_size=step_size, steps=steps, norm=norm,
-            from_logits=from_logits, **kwargs,
+            from_logits=from_logits, inner_gradient=inner_gradient, **kwargs,
         )
         self.alpha = check_positive("alpha", alpha)
         if target_weight is None:
@@ -130,7 +138,8 @@ class MTLAT(RobustTraining):
         ) % classes
 
     def targeted_inputs(self, x, targets):
-        """Inputs within `eps` of `x` lowering the targets' cross-entropy."""
+        """Inputs within `eps` of `x` lowering the targets' cross-entropy,
+        crafted in `attack_scope()`."""
 
         def loss_fn(x_adv, targets):
             outputs = self.classifier(x_adv, training=False)
@@ -141,10 +150,11 @@ class MTLAT(RobustTraining):
                 from_logits=self.from_logits,
             )
 
-        return projected_gradient_descent(
-            loss_fn, x, targets, eps=self.eps, step_size=self.step_size,
-            steps=self.steps, norm=self.norm, random_init=False,
-        )
+        with self.attack_scope():
+            return projected_gradient_descent(
+                loss_fn, x, targets, eps=self.eps, step_size=self.step_size,
+                steps=self.steps, norm=self.norm, random_init=False,
+            )
 
     def perturbed_batch(self, x, y):
         """The M-TLAT images and soft labels of batch `x` with labels `y`."""
@@ -156,6 +166,10 @@ class MTLAT(RobustTraining):
             + self.target_weight * tf.one_hot(targets, y_mix.shape[-1])
         )
         return x_adv, y_adv
+
+    def task_loss_metric(self):
+        """The `task_loss` metric on soft labels (`task_loss_metric`)."""
+        return task_loss_metric(self.from_logits, soft_labels=True)
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """`keras.Model.compile`, the loss defaulting to soft-label CE.

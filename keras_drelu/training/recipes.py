@@ -12,10 +12,12 @@ from collections.abc import Mapping
 
 from keras_drelu.arguments import check_bool
 from keras_drelu.arguments import check_choice
-from keras_drelu.layers.drelu import DReLU
 from keras_drelu.training.adversarial import AdversarialTraining
 from keras_drelu.training.adversarial import FastAdversarialTraining
+from keras_drelu.training.caps import has_penalised_caps
 from keras_drelu.training.mtlat import MTLAT
+from keras_drelu.training.robust_training import INNER_GRADIENTS
+from keras_drelu.training.robust_training import default_inner_gradient
 from keras_drelu.training.trades import TRADES
 
 AUTO = "auto"
@@ -30,7 +32,48 @@ RECIPE_ARGUMENTS = {
     "norm": "threat model of the training attack, 'linf' or 'l2'",
     "beta": "weight of the robustness (KL) term",
     "mixup_alpha": "Beta parameter of the Mixup weights",
+    "inner_gradient": "gradient the training attack follows through capped "
+                      f"ReLUs, one of {INNER_GRADIENTS}: 'bpda' passes it "
+                      "straight through the caps, 'exact' stalls where they "
+                      "clip",
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class PerModel:
+    """A recipe default that depends on the model trained.
+
+    `Recipe.settings(model=...)` replaces it by `function(model)`; its
+    `description` stands for it in help texts.
+
+    Example:
+
+    >>> from keras_drelu import DReLU
+    >>> import keras
+    >>> default = RECIPES["pgd-at"].defaults["inner_gradient"]
+    >>> str(default)
+    'bpda for a model with capped ReLUs, else exact'
+    >>> default(keras.Sequential([keras.Input((2,)), DReLU()]))
+    'bpda'
+
+    Args:
+        function: Maps the classifier to the setting's value.
+        description: What the value is, in words.
+    """
+
+    function: object
+    description: str
+
+    def __call__(self, model):
+        return self.function(model)
+
+    def __str__(self):
+        return self.description
+
+
+INNER_GRADIENT_DEFAULT = PerModel(
+    default_inner_gradient, "bpda for a model with capped ReLUs, else exact"
+)
 
 
 def _frozen(mapping):
@@ -68,7 +111,8 @@ class Recipe:
             from each to the trainer's keyword for it, or a sequence of
             names that are both. Defaults to `()`, none.
         defaults: Values of `arguments` used when `train` is not given
-            them. Defaults to `None`, none.
+            them; a `PerModel` value is worked out for the model trained.
+            Defaults to `None`, none.
         required: Arguments `train` must be given. Defaults to `()`.
         adversarial: Whether it trains on attacked inputs; only then may
             natural epochs come first (`train(natural_epochs=...)`).
@@ -127,12 +171,15 @@ class Recipe:
             check_bool("needs_penalised_caps", self.needs_penalised_caps),
         )
 
-    def settings(self, natural_epochs=0, **given):
+    def settings(self, natural_epochs=0, model=None, **given):
         """The settings to train with: `given` over `defaults`.
 
         Args:
             natural_epochs: Epochs of natural training first, which only
                 adversarial recipes allow. Defaults to `0`.
+            model: The classifier to train, for the defaults that depend
+                on it (`PerModel`). Defaults to `None`: those are left out,
+                for the trainer to pick.
             **given: Arguments of `train`; those that are `None` are
                 not given.
 
@@ -159,7 +206,12 @@ class Recipe:
                     f"{self.name!r}, which takes {takes or 'no settings'}. "
                     f"Received: {name}={value!r}"
                 )
-        settings = dict(self.defaults)
+        settings = {}
+        for name, value in self.defaults.items():
+            if not isinstance(value, PerModel):
+                settings[name] = value
+            elif model is not None:
+                settings[name] = value(model)
         settings.update(
             (name, value) for name, value in given.items() if value is not None
         )
@@ -276,27 +328,6 @@ def register_recipe(
     return recipe
 
 
-def has_penalised_caps(model):
-    """Whether `model` holds a `DReLU` whose cap penalty is not zero.
-
-    Example:
-
-    >>> import keras
-    >>> has_penalised_caps(keras.Sequential([DReLU(max_value_regularizer=1e-3)]))
-    True
-    >>> has_penalised_caps(keras.Sequential([DReLU()]))
-    False
-    """
-    for layer in getattr(model, "layers", []):
-        if isinstance(layer, DReLU):
-            penalty = layer.max_value_regularizer
-            if penalty is not None and getattr(penalty, "lam", 1) != 0:
-                return True
-        elif has_penalised_caps(layer):
-            return True
-    return False
-
-
 def get_recipe(recipe, model=None):
     """The `Recipe` named `recipe`; `"auto"` picks one for `model`.
 
@@ -324,8 +355,11 @@ def get_recipe(recipe, model=None):
     return RECIPES[recipe]
 
 
-_ATTACK = {"eps": "eps", "step_size": "step_size", "norm": "norm"}
-_ATTACK_DEFAULTS = {"norm": "linf"}
+_ATTACK = {
+    "eps": "eps", "step_size": "step_size", "norm": "norm",
+    "inner_gradient": "inner_gradient",
+}
+_ATTACK_DEFAULTS = {"norm": "linf", "inner_gradient": INNER_GRADIENT_DEFAULT}
 
 register_recipe(
     "standard",

@@ -7,12 +7,40 @@ from keras_drelu.arguments import check_bool
 from keras_drelu.arguments import check_choice
 from keras_drelu.arguments import check_positive
 from keras_drelu.attacks.pgd import NORMS
+from keras_drelu.layers.drelu import GRADIENT_MODES
+from keras_drelu.layers.straight_through import straight_through
+from keras_drelu.training.callbacks import task_loss_metric
+from keras_drelu.training.caps import contains_caps
+
+# The gradients an inner attack can follow through capped ReLUs: those of
+# `DReLU(gradient_mode=...)`, `"exact"` or `"bpda"` (straight-through).
+INNER_GRADIENTS = GRADIENT_MODES
 
 
 def probabilities(outputs, from_logits):
     """Class probabilities of a classifier's outputs, in float32."""
     outputs = tf.cast(outputs, tf.float32)
     return tf.nn.softmax(outputs) if from_logits else outputs
+
+
+def default_inner_gradient(classifier):
+    """The inner attack's gradient for `classifier` when none is given.
+
+    `"bpda"` for a classifier holding capped ReLUs (`DReLU`, `SReLU`):
+    their exact input gradient is zero wherever they clip, so an attack
+    following it stalls and adversarial training would train on weak
+    examples (gradient masking). `"exact"` otherwise, where both are the
+    same.
+
+    Example:
+
+    >>> from keras_drelu import SReLU
+    >>> default_inner_gradient(keras.Sequential([keras.Input((2,)), SReLU(1.0)]))
+    'bpda'
+    >>> default_inner_gradient(keras.Sequential([keras.Input((2,))]))
+    'exact'
+    """
+    return "bpda" if contains_caps(classifier) else "exact"
 
 
 class RobustTraining(keras.Model):
@@ -23,6 +51,12 @@ class RobustTraining(keras.Model):
     `classifier` itself is what one saves or exports after `fit`: the
     wrapper holds no weights of its own.
 
+    The inner attack of a training step runs in `attack_scope()`: with
+    `inner_gradient="bpda"` every capped ReLU passes its input gradient
+    straight through (`keras_drelu.straight_through`), so the attack sees
+    through the caps, while the update, outside the scope, follows the
+    exact gradient of the same weights.
+
     Args:
         classifier: The Keras model to train, mapping images to class
             probabilities or logits.
@@ -32,11 +66,16 @@ class RobustTraining(keras.Model):
         norm: `"linf"` or `"l2"`.
         from_logits: Whether `classifier` outputs logits rather than
             probabilities.
+        inner_gradient: The gradient the inner attack follows through
+            capped ReLUs: `"bpda"` (straight-through, the plain ReLU's) or
+            `"exact"`. Defaults to `None`, `default_inner_gradient`:
+            `"bpda"` for a classifier holding caps, else `"exact"`.
         **kwargs: Base `keras.Model` keyword arguments, such as `name`.
     """
 
     def __init__(
-        self, classifier, eps, step_size, steps, norm, from_logits, **kwargs
+        self, classifier, eps, step_size, steps, norm, from_logits,
+        inner_gradient=None, **kwargs,
     ):
         super().__init__(**kwargs)
         if not isinstance(classifier, keras.Model):
@@ -50,6 +89,11 @@ class RobustTraining(keras.Model):
         self.steps = check_positive("steps", steps, integer=True)
         self.norm = check_choice("norm", norm, NORMS)
         self.from_logits = check_bool("from_logits", from_logits)
+        if inner_gradient is None:
+            inner_gradient = default_inner_gradient(classifier)
+        self.inner_gradient = check_choice(
+            "inner_gradient", inner_gradient, INNER_GRADIENTS
+        )
         # Built when the classifier is: `BackupAndRestore` loads weights
         # into built models only.
         self.built = classifier.built
@@ -61,6 +105,19 @@ class RobustTraining(keras.Model):
 
     def call(self, inputs, training=None):
         return self.classifier(inputs, training=training)
+
+    def attack_scope(self):
+        """The scope of the inner attack: straight-through for `"bpda"`.
+
+        Entered inside `train_step`, so inside the compiled function:
+        capped ReLUs read it when they are traced.
+        """
+        return straight_through(self.inner_gradient == "bpda")
+
+    def task_loss_metric(self):
+        """The `task_loss` metric `train` compiles in: the trainer's
+        cross-entropy without penalties (`callbacks.task_loss_metric`)."""
+        return task_loss_metric(self.from_logits)
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """`keras.Model.compile`, with the loss defaulting to cross-entropy.
@@ -92,6 +149,7 @@ class RobustTraining(keras.Model):
                 "steps": self.steps,
                 "norm": self.norm,
                 "from_logits": self.from_logits,
+                "inner_gradient": self.inner_gradient,
             }
         )
         return config

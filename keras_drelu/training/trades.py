@@ -34,6 +34,9 @@ class TRADES(RobustTraining):
     `beta` times the mean KL divergence (Zhang et al., "Theoretically
     Principled Trade-off between Robustness and Accuracy", 2019). With
     `beta=0` it is natural training. The D-ReLU paper uses `beta` 1 and 6.
+    On a classifier with capped ReLUs the inner maximisation follows the
+    straight-through gradient by default (`inner_gradient="bpda"`), the
+    outer step the exact one.
 
     Example:
 
@@ -59,12 +62,16 @@ class TRADES(RobustTraining):
         norm: `"linf"` or `"l2"`. Defaults to `"linf"`.
         from_logits: Whether `classifier` outputs logits. Defaults to
             `False`.
+        inner_gradient: `"bpda"` or `"exact"`: the gradient the inner
+            maximisation follows through capped ReLUs (see
+            `RobustTraining`). Defaults to `None`, `"bpda"` for a
+            classifier holding caps, else `"exact"`.
         **kwargs: Base `keras.Model` keyword arguments, such as `name`.
     """
 
     def __init__(
         self, classifier, beta=6.0, *, eps, step_size=None, steps=10,
-        norm="linf", from_logits=False, **kwargs,
+        norm="linf", from_logits=False, inner_gradient=None, **kwargs,
     ):
         steps = check_positive("steps", steps, integer=True)
         eps = check_positive("eps", eps)
@@ -72,16 +79,14 @@ class TRADES(RobustTraining):
             step_size = 2.5 * eps / steps
         super().__init__(
             classifier, eps=eps, step_size=step_size, steps=steps, norm=norm,
-            from_logits=from_logits, **kwargs,
+            from_logits=from_logits, inner_gradient=inner_gradient, **kwargs,
         )
         self.beta = check_non_negative("beta", beta)
         self.divergence = keras.losses.KLDivergence(name="trades_kl")
 
     def adversarial_inputs(self, x):
-        """The inputs within `eps` of `x` maximising `KL(f(x) || f(x'))`."""
-        clean = probabilities(
-            self.classifier(x, training=False), self.from_logits
-        )
+        """The inputs within `eps` of `x` maximising `KL(f(x) || f(x'))`,
+        crafted in `attack_scope()`."""
 
         def loss_fn(x_adv, clean):
             adversarial = probabilities(
@@ -89,10 +94,14 @@ class TRADES(RobustTraining):
             )
             return keras.losses.kl_divergence(clean, adversarial)
 
-        return projected_gradient_descent(
-            loss_fn, x, clean, eps=self.eps, step_size=self.step_size,
-            steps=self.steps, norm=self.norm,
-        )
+        with self.attack_scope():
+            clean = probabilities(
+                self.classifier(x, training=False), self.from_logits
+            )
+            return projected_gradient_descent(
+                loss_fn, x, clean, eps=self.eps, step_size=self.step_size,
+                steps=self.steps, norm=self.norm,
+            )
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

@@ -1,0 +1,419 @@
+"""How fast D-ReLU caps learn on MNIST: stored as themselves or as a logarithm.
+
+The D-ReLU paper's dense network (784 -> 392 -> 196 -> Dense(units) ->
+D-ReLU -> 10, as in `drelu_mnist.py`) trains naturally from the paper's
+initial cap 100 with Adam 1e-3 and batch 64, at the paper's lambda for the
+dense network (100) and at lambda 1, once with the caps stored as
+themselves (`max_value_parameterization="linear"`, the paper's layer) and
+once as a logarithm (`"log"`, the layer's default). The median and
+quartiles of the caps over the units are recorded every few steps. Each
+run lasts `--reference-epochs`; the log run's caps at its end are the
+reference ("converged value") of its lambda, since both forms have the
+same stationary points and only the log form gets near them in this budget.
+Issue 12's goal: caps within 10% of their converged value after at most 2
+epochs.
+
+    python experiments/cap_learning.py
+    python experiments/cap_learning.py --quick --out /tmp/caps
+
+The learning rate stays at 1e-3 and nothing stops early (the paper's
+plateau halving and early stopping are off), so that the steps measure the
+parameterisation alone.
+"""
+
+import math
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from common import arguments  # noqa: E402
+from common import results  # noqa: E402
+from common.data import load  # noqa: E402
+from common.networks import dense_network  # noqa: E402
+from drelu_mnist import PAPER_LAMBDA  # noqa: E402
+from keras_drelu import DReLU  # noqa: E402
+from keras_drelu import max_values  # noqa: E402
+from keras_drelu.layers.cap_parameterizations import PARAMETERIZATIONS  # noqa: E402
+from keras_drelu.training import train  # noqa: E402
+
+# The form whose run defines each lambda's converged caps.
+REFERENCE = "log"
+# Issue 12: within this share of the converged value...
+TOLERANCE = 0.1
+# ...and the step at which the reading compares the two forms early on.
+EARLY_STEP = 500
+DATASET = "mnist"
+DEFAULTS = dict(seed=0, train_size=None, batch_size=64, units=128,
+                initial_max_value=100.0, eval_images=10000)
+QUICK = dict(train_size=640, eval_images=200, reference_epochs=3,
+             goal_epochs=1, record_every=5)
+OPTIONS = {
+    "--lambdas": dict(nargs="+", type=arguments.non_negative_float,
+                      action=arguments.Distinct,
+                      default=[PAPER_LAMBDA["dense"], 1.0],
+                      help="cap penalties; the first is the paper's for the "
+                      "dense network"),
+    "--parameterizations": dict(nargs="+", choices=list(PARAMETERIZATIONS),
+                                action=arguments.Distinct,
+                                default=list(PARAMETERIZATIONS),
+                                help=f"how the caps are stored; {REFERENCE!r} "
+                                "defines the converged caps and is always run"),
+    "--goal-epochs": dict(type=arguments.positive_int, default=2,
+                          help="epochs within which the caps should be "
+                          "within 10%% of their converged value"),
+    "--reference-epochs": dict(type=arguments.positive_int, default=20,
+                               help="epochs of every run; the log run's "
+                               "final caps are the converged value"),
+    "--record-every": dict(type=arguments.positive_int, default=25,
+                           help="steps between two records of the caps"),
+}
+
+
+def network(args, lam, parameterization):
+    """The D-ReLU dense network of `drelu_mnist.py`, caps stored as asked."""
+    model = dense_network(
+        (392, 196, args.units),
+        ["relu", "relu", ("drelu", dict(
+            lam=lam, initial_max_value=args.initial_max_value))],
+        name="dense",
+    )
+    if all(layer.max_value_parameterization == parameterization
+           for layer in model.layers if isinstance(layer, DReLU)):
+        return model
+
+    # The activation table builds the default form: swap the D-ReLU layer
+    # for one storing its caps otherwise, keeping every other layer.
+    def swap(layer):
+        config = layer.get_config()
+        if isinstance(layer, DReLU):
+            config["max_value_parameterization"] = parameterization
+        return layer.__class__.from_config(config)
+
+    twin = keras.models.clone_model(model, clone_function=swap)
+    for old, new in zip(model.layers, twin.layers):
+        if not isinstance(old, DReLU):
+            new.set_weights(old.get_weights())
+    return twin
+
+
+def caps_of(model):
+    return np.concatenate([np.ravel(c) for c in max_values(model).values()])
+
+
+class CapRecorder(keras.callbacks.Callback):
+    """Records the caps' quartiles every `every` steps and at each epoch's
+    end, and every cap at the step `keep`."""
+
+    def __init__(self, every, keep):
+        super().__init__()
+        self.every, self.keep = every, keep
+        self.steps, self.quartiles, self.kept = [], [], None
+        self.step = 0
+
+    def _record(self):
+        caps = caps_of(self.model)
+        self.steps.append(self.step)
+        self.quartiles.append(np.quantile(caps, [0.25, 0.5, 0.75]).tolist())
+        if self.step == self.keep:
+            self.kept = caps
+
+    def on_train_begin(self, logs=None):
+        self._record()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step % self.every == 0 or self.step == self.keep:
+            self._record()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.steps[-1] != self.step:
+            self._record()
+
+
+def run(args):
+    splits, x, y = load(args)
+    steps_per_epoch = sum(1 for _ in splits.train)
+    goal_step = args.goal_epochs * steps_per_epoch
+    forms = [REFERENCE] + [p for p in args.parameterizations
+                           if p != REFERENCE]
+    runs = []
+    for lam in args.lambdas:
+        for parameterization in forms:
+            recorder = CapRecorder(args.record_every, goal_step)
+            result = train(
+                lambda: network(args, lam, parameterization), splits.train,
+                (x, y), recipe="drelu", epochs=args.reference_epochs,
+                seed=args.seed, default_callbacks=False, callbacks=[recorder],
+                verbose=0,
+            )
+            runs.append(dict(
+                lam=lam, parameterization=parameterization,
+                steps=recorder.steps, quartiles=recorder.quartiles,
+                caps_at_goal=recorder.kept.tolist(),
+                caps_at_end=caps_of(result.model).tolist(),
+                test_accuracy=result.history["val_accuracy"],
+                task_loss=result.history["task_loss"],
+            ))
+            median = recorder.quartiles[-1][1]
+            print(f"lambda {lam:g} | {parameterization:>6} | median cap "
+                  f"{median:.4g} after {recorder.step} steps | test accuracy "
+                  f"{result.history['val_accuracy'][-1]:.3f}", flush=True)
+    return dict(runs=runs, steps_per_epoch=steps_per_epoch,
+                goal_step=goal_step)
+
+
+def _at(run, step):
+    """The quartiles recorded at `step`."""
+    return run["quartiles"][run["steps"].index(step)]
+
+
+def settled_step(run, target):
+    """The first recorded step from which the median stays within
+    `TOLERANCE` of `target`; `None` if it never settles."""
+    settled = None
+    for step, (_, median, _) in zip(run["steps"], run["quartiles"]):
+        if abs(median - target) <= TOLERANCE * target:
+            settled = step if settled is None else settled
+        else:
+            settled = None
+    return settled
+
+
+def summarise(outcome, args):
+    """Per run: the numbers the tables and the reading quote."""
+    per_epoch = outcome["steps_per_epoch"]
+    goal = outcome["goal_step"]
+    references = {run["lam"]: np.array(run["caps_at_end"])
+                  for run in outcome["runs"]
+                  if run["parameterization"] == REFERENCE}
+    rows = []
+    for run in outcome["runs"]:
+        reference = references[run["lam"]]
+        target = float(np.median(reference))
+        at_goal = np.array(run["caps_at_goal"])
+        end = run["steps"][-1]
+        epoch_before = run["steps"].index(end - per_epoch) if (
+            end - per_epoch in run["steps"]) else None
+        last_epoch_change = (
+            run["quartiles"][-1][1] / run["quartiles"][epoch_before][1] - 1
+            if epoch_before is not None else float("nan")
+        )
+        settled = settled_step(run, target)
+        start = _at(run, 0)[1]
+        rows.append(dict(
+            lam=run["lam"], parameterization=run["parameterization"],
+            start=start, goal=_at(run, goal),
+            fall_done=math.log(start / _at(run, goal)[1])
+            / math.log(start / target),
+            reference=target, end=run["quartiles"][-1][1],
+            within=float(np.mean(
+                np.abs(at_goal - reference) <= TOLERANCE * reference)),
+            median_within=abs(_at(run, goal)[1] - target) <= TOLERANCE * target,
+            settled=settled,
+            last_epoch_change=last_epoch_change,
+            accuracy_goal=run["test_accuracy"][args.goal_epochs - 1],
+            accuracy_end=run["test_accuracy"][-1],
+        ))
+    return rows
+
+
+def _epochs(count):
+    return f"{count} epoch" + ("" if count == 1 else "s")
+
+
+def _cap(value):
+    return f"{value:.3g}"
+
+
+def _settled(row, per_epoch):
+    if row["settled"] is None:
+        return "never"
+    return f"{row['settled']} ({row['settled'] / per_epoch:.1f} epochs)"
+
+
+def tables(args, outcome, rows):
+    per_epoch = outcome["steps_per_epoch"]
+    goal = args.goal_epochs
+    summary = results.markdown_table(
+        ["lambda", "caps stored as", "median cap at step 0",
+         f"median cap after {_epochs(goal)} (quartiles)",
+         f"converged median (end of {args.reference_epochs} epochs, "
+         f"{REFERENCE})",
+         f"fall to converged done after {_epochs(goal)}, log scale (%)",
+         f"units within 10% of converged after {_epochs(goal)} (%)",
+         "median within 10% from step", "median change over last epoch (%)",
+         f"test accuracy after {_epochs(goal)} (%)",
+         f"test accuracy after {args.reference_epochs} epochs (%)"],
+        [[f"{row['lam']:g}", row["parameterization"], _cap(row["start"]),
+          f"{_cap(row['goal'][1])} ({_cap(row['goal'][0])}-"
+          f"{_cap(row['goal'][2])})", _cap(row["reference"]),
+          f"{100 * row['fall_done']:.0f}", results.percent(row["within"]),
+          _settled(row, per_epoch),
+          f"{100 * row['last_epoch_change']:+.1f}",
+          results.percent(row["accuracy_goal"]),
+          results.percent(row["accuracy_end"])] for row in rows],
+    )
+    marks = sorted({0, *[s for s in (100, 250, EARLY_STEP, 1000)
+                         if s < outcome["goal_step"]],
+                    *[e * per_epoch for e in range(1, args.reference_epochs + 1)
+                      if e in (1, goal, 6, 10) or e == args.reference_epochs]})
+    runs = outcome["runs"]
+    trajectory = results.markdown_table(
+        ["step", "epochs", *[f"lambda {r['lam']:g}, {r['parameterization']}"
+                             for r in runs]],
+        [[step, f"{step / per_epoch:.2f}",
+          *[_cap(_at(r, step)[1]) if step in r["steps"] else "-"
+            for r in runs]] for step in marks],
+    )
+    accuracy = results.markdown_table(
+        ["epoch", *[f"lambda {r['lam']:g}, {r['parameterization']}"
+                    for r in runs]],
+        [[epoch + 1, *[results.percent(r["test_accuracy"][epoch])
+                       for r in runs]]
+         for epoch in range(args.reference_epochs)],
+    )
+    return (["## Caps against the goal", "", *summary, "",
+             "## Median cap against training steps", "", *trajectory, "",
+             "## Test accuracy (%) after each epoch", "", *accuracy])
+
+
+def reading(args, outcome, rows):
+    """Facts read off the numbers, each quoted from the tables."""
+    per_epoch = outcome["steps_per_epoch"]
+    goal = args.goal_epochs
+    lines = []
+    for lam in args.lambdas:
+        forms = {row["parameterization"]: row for row in rows
+                 if row["lam"] == lam}
+        ref = forms[REFERENCE]
+        met = "meets" if ref["median_within"] else "misses"
+        lines.append(
+            f"- lambda {lam:g}, caps stored as a logarithm: the median cap "
+            f"goes from {_cap(ref['start'])} to {_cap(ref['goal'][1])} "
+            f"after {_epochs(goal)} against a converged median of "
+            f"{_cap(ref['reference'])}, so it {met} the goal of 10% "
+            f"({100 * ref['fall_done']:.0f}% of the fall from "
+            f"{_cap(ref['start'])} done, on a log scale); "
+            f"{results.percent(ref['within'])}% of units are within 10% of "
+            f"their converged cap, and the median stays within 10% from step "
+            f"{_settled(ref, per_epoch)}."
+        )
+        run = next(r for r in outcome["runs"] if r["lam"] == lam
+                   and r["parameterization"] == REFERENCE)
+        lowest = int(np.argmin(run["test_accuracy"]))
+        drift = ("" if math.isnan(ref["last_epoch_change"]) else
+                 f"over the last epoch of {args.reference_epochs} the median "
+                 f"cap still changes by {100 * ref['last_epoch_change']:+.1f}%; ")
+        lines.append(
+            f"- lambda {lam:g}, logarithm: {drift}test accuracy "
+            f"{results.percent(ref['accuracy_goal'])}% after "
+            f"{_epochs(goal)}, lowest "
+            f"{results.percent(run['test_accuracy'][lowest])}% after "
+            f"{_epochs(lowest + 1)}, {results.percent(ref['accuracy_end'])}% "
+            f"after {args.reference_epochs}."
+        )
+        for form, row in forms.items():
+            if form == REFERENCE:
+                continue
+            early = [r for r in outcome["runs"] if r["lam"] == lam
+                     and r["parameterization"] in (REFERENCE, form)]
+            if all(EARLY_STEP in r["steps"] for r in early):
+                lines.append(
+                    f"- lambda {lam:g}, after {EARLY_STEP} steps: median cap "
+                    f"{_cap(_at(early[0], EARLY_STEP)[1])} stored as a "
+                    f"logarithm, {_cap(_at(early[1], EARLY_STEP)[1])} stored "
+                    "as itself."
+                )
+            lines.append(
+                f"- lambda {lam:g}, caps stored as themselves ({form}, the "
+                f"paper's layer): the median cap is {_cap(row['goal'][1])} "
+                f"after {_epochs(goal)} and {_cap(row['end'])} after "
+                f"{args.reference_epochs}."
+            )
+    met = [f"lambda {row['lam']:g} ({row['parameterization']})"
+           for row in rows if row["median_within"]]
+    lines.append(
+        f"- The goal (median cap within 10% of its converged value after "
+        f"{_epochs(goal)}) is met by "
+        + (", ".join(met) if met else "no run") + "."
+    )
+    return lines
+
+
+def plot(args, outcome, rows, path):
+    """Median and quartiles of the caps per lambda: the whole run (top) and
+    its first `goal_epochs + 1` epochs (bottom)."""
+    per_epoch = outcome["steps_per_epoch"]
+    figure, axes = results.panels(len(args.lambdas), 2, size=(5.5, 3.6),
+                                  sharey=True)
+    for column, lam in enumerate(args.lambdas):
+        reference = next(row["reference"] for row in rows
+                         if row["lam"] == lam)
+        for row, last in ((0, args.reference_epochs),
+                          (1, min(args.goal_epochs + 1,
+                                  args.reference_epochs))):
+            ax = axes[row][column]
+            for run in outcome["runs"]:
+                if run["lam"] != lam:
+                    continue
+                epochs = np.array(run["steps"]) / per_epoch
+                shown = epochs <= last
+                q1, median, q3 = np.array(run["quartiles"])[shown].T
+                line, = ax.plot(epochs[shown], median,
+                                label=f"caps stored {run['parameterization']}")
+                ax.fill_between(epochs[shown], q1, q3, alpha=0.25,
+                                color=line.get_color())
+            ax.axhspan(reference * (1 - TOLERANCE),
+                       reference * (1 + TOLERANCE), color="grey", alpha=0.3,
+                       label="converged median ± 10%")
+            ax.axvline(args.goal_epochs, color="black", linestyle=":",
+                       label=f"goal: {_epochs(args.goal_epochs)}")
+            ax.set_yscale("log")
+            ax.set_xlabel("epochs")
+            ax.set_title(f"lambda {lam:g}: caps (median, quartiles)"
+                         + (f", first {last} epochs" if row else ""))
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("cap")
+        axes[1][0].set_ylabel("cap")
+    axes[0][-1].legend(fontsize=8)
+    results.save(figure, path)
+
+
+def write(outcome, args):
+    rows = summarise(outcome, args)
+    return results.write(
+        args,
+        title="D-ReLU caps against training steps on MNIST: linear vs log "
+        "storage",
+        description=[
+            f"Dense network 784-392-196-{args.units} (D-ReLU)-10, initial cap "
+            f"{args.initial_max_value:g}, lambda "
+            f"{', '.join(f'{lam:g}' for lam in args.lambdas)} (the paper's "
+            f"for the dense network is {PAPER_LAMBDA['dense']:g}); Adam 1e-3 "
+            f"held constant, batch {args.batch_size}, "
+            f"{outcome['steps_per_epoch']} steps per epoch, "
+            f"{args.reference_epochs} epochs, seed {args.seed}, no early "
+            "stopping. Caps recorded every "
+            f"{args.record_every} steps; *converged* is the median cap at the "
+            f"end of the {REFERENCE} run of the same lambda; *within 10%* "
+            "compares each unit with its own converged cap. Test accuracy on "
+            f"the first {args.eval_images} MNIST test images (monitoring "
+            "only: nothing is selected on it).",
+        ],
+        reduced=None,
+        tables=tables(args, outcome, rows),
+        reading=reading(args, outcome, rows),
+        results={"steps_per_epoch": outcome["steps_per_epoch"],
+                 "goal_step": outcome["goal_step"], "summary": rows,
+                 "runs": outcome["runs"]},
+        figures={"caps_vs_steps.png":
+                 lambda path: plot(args, outcome, rows, path)},
+    )
+
+
+if __name__ == "__main__":
+    results.main(sys.modules[__name__])
