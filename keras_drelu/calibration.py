@@ -2,22 +2,21 @@
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_drelu.arguments import check_number
-from keras_drelu.layers.drelu import DReLU
+from keras_drelu.inspection import capped_activations
 from keras_drelu.layers.drelu import record_inputs
 from keras_drelu.layers.srelu import SReLU
 
 
 def _batches(data):
-    if isinstance(data, tf.data.Dataset):
-        for element in data:
-            yield element[0] if isinstance(element, (tuple, list)) else element
+    if isinstance(data, np.ndarray) or keras.ops.is_tensor(data):
+        yield data
     elif isinstance(data, (tuple, list)):
         yield data[0]
-    else:
-        yield data
+    else:  # a `tf.data.Dataset` or another iterable of batches
+        for element in data:
+            yield element[0] if isinstance(element, (tuple, list)) else element
 
 
 def _unit_quantiles(layer, inputs, quantile):
@@ -33,6 +32,16 @@ def _unit_quantiles(layer, inputs, quantile):
     return np.quantile(inputs, quantile, axis=axes, keepdims=True)[0]
 
 
+def _floor_silent_units(caps):
+    # A unit that never fired on the calibration data would get a cap of 0
+    # and could hardly grow back; it starts at the layer's smallest positive
+    # cap instead, so that it passes what it may later receive.
+    positive = caps[caps > 0]
+    if positive.size and positive.size < caps.size:
+        caps = np.where(caps > 0, caps, positive.min())
+    return caps
+
+
 def calibrate_caps(model, data, quantile=0.99):
     """Sets every `DReLU` cap to a quantile of its unit's inputs on `data`.
 
@@ -42,7 +51,9 @@ def calibrate_caps(model, data, quantile=0.99):
     unit's cap becomes the `quantile` of its input (after the ReLU, so never
     below 0) over the calibration data; a convolutional layer's caps, one
     per channel, take the quantile over the batch and every position (every
-    shared axis with `shared_axes`). Layers are calibrated one after
+    shared axis with `shared_axes`). A unit that never fires on the data
+    starts at its layer's smallest positive cap rather than at 0. Layers are
+    calibrated one after
     another in the order the model calls them, each on the inputs it sees
     with the earlier caps already set. Nested models and layers inside
     custom layers are found as they are called. `SReLU` caps are fixed by
@@ -71,6 +82,7 @@ def calibrate_caps(model, data, quantile=0.99):
         new caps, as numpy arrays.
     """
     quantile = check_number("quantile", quantile, low=0, high=1, closed="right")
+    paths = {id(found.layer): found.path for found in capped_activations(model)}
     done = set()
     calibrated = {}
     while True:
@@ -84,11 +96,11 @@ def calibrate_caps(model, data, quantile=0.99):
         if not pending:
             break
         layer, inputs = pending[0]
-        caps = _unit_quantiles(layer, inputs, quantile)
+        caps = _floor_silent_units(_unit_quantiles(layer, inputs, quantile))
         layer.assign_max_value(caps)
         done.add(id(layer))
-        calibrated[_path(model, layer)] = keras.ops.convert_to_numpy(
-            layer.max_value
+        calibrated[paths.get(id(layer), layer.name)] = (
+            keras.ops.convert_to_numpy(layer.max_value)
         )
     if not calibrated:
         raise ValueError(
@@ -97,12 +109,3 @@ def calibrate_caps(model, data, quantile=0.99):
         )
     return calibrated
 
-
-def _path(model, target, prefix=""):
-    for layer in getattr(model, "layers", []):
-        if layer is target:
-            return prefix + layer.name
-        found = _path(layer, target, f"{prefix}{layer.name}/")
-        if found:
-            return found
-    return None if prefix else target.name

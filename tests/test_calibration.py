@@ -15,6 +15,12 @@ def caps_of(layer):
     return keras.ops.convert_to_numpy(layer.max_value)
 
 
+def floored(caps):
+    """Units silent on the data start at the layer's smallest positive cap."""
+    positive = caps[caps > 0]
+    return np.where(caps > 0, caps, positive.min()) if positive.size else caps
+
+
 def dense_inputs(dense, x):
     kernel, bias = dense.get_weights()
     return x @ kernel + bias
@@ -33,10 +39,10 @@ def test_dense_caps_hit_the_quantile_per_unit(x, quantile):
         DReLU(name="cap"), keras.layers.Dense(2),
     ])
     caps = calibrate_caps(model, x, quantile=quantile)
-    expected = np.quantile(
+    expected = floored(np.quantile(
         np.maximum(dense_inputs(model.get_layer("hidden"), x), 0), quantile,
         axis=0,
-    )
+    ))
     np.testing.assert_allclose(caps["cap"], expected, rtol=1e-5, atol=1.1e-6)
     np.testing.assert_allclose(
         caps_of(model.get_layer("cap")), expected, rtol=1e-5, atol=1.1e-6
@@ -57,7 +63,7 @@ def test_conv_caps_take_the_quantile_per_channel(shared_axes):
     ])
     caps = calibrate_caps(model, images.astype("float32"), quantile=0.95)
     features = np.maximum(keras.ops.convert_to_numpy(conv(images)), 0)
-    expected = np.quantile(features.reshape(-1, 4), 0.95, axis=0)
+    expected = floored(np.quantile(features.reshape(-1, 4), 0.95, axis=0))
     np.testing.assert_allclose(
         caps["cap"].reshape(-1), expected, rtol=1e-5, atol=1.1e-6
     )
@@ -74,12 +80,13 @@ def test_layers_are_calibrated_in_order_each_after_the_earlier_caps(x):
     caps = calibrate_caps(model, x, quantile=0.8)
     assert list(caps) == ["first", "second"]
     hidden = np.maximum(dense_inputs(model.get_layer("first_dense"), x), 0)
-    first = np.quantile(hidden, 0.8, axis=0)
+    first = floored(np.quantile(hidden, 0.8, axis=0))
     second_inputs = dense_inputs(
         model.get_layer("second_dense"), np.minimum(hidden, first)
     )
     np.testing.assert_allclose(
-        caps["second"], np.quantile(np.maximum(second_inputs, 0), 0.8, axis=0),
+        caps["second"],
+        floored(np.quantile(np.maximum(second_inputs, 0), 0.8, axis=0)),
         rtol=1e-4, atol=1.1e-6,
     )
 
@@ -106,7 +113,7 @@ def test_nested_models_custom_layers_and_datasets(x):
     labels = np.zeros(len(x), "int64")
     data = tf.data.Dataset.from_tensor_slices((x, labels)).batch(64)
     caps = calibrate_caps(model, data, quantile=0.9)
-    assert set(caps) == {"inner/cap", "hidden_cap"}
+    assert set(caps) == {"inner/cap", "block/hidden_cap"}
     assert all(np.all(c < 100.0) for c in caps.values())
     np.testing.assert_allclose(max_values(model)["inner/cap"], caps["inner/cap"])
 
@@ -128,3 +135,11 @@ def test_bad_quantile(x, quantile):
     model = keras.Sequential([keras.Input((6,)), DReLU()])
     with pytest.raises(ValueError, match="quantile"):
         calibrate_caps(model, x, quantile=quantile)
+
+
+def test_a_unit_that_never_fires_starts_at_the_smallest_positive_cap():
+    model = keras.Sequential([keras.Input((3,)), DReLU(name="cap")])
+    x = np.stack([np.linspace(0.1, 1.0, 50), np.linspace(0.2, 2.0, 50),
+                  -np.ones(50)], axis=1).astype("float32")
+    caps = calibrate_caps(model, x, quantile=1.0)["cap"]
+    np.testing.assert_allclose(caps, [1.0, 2.0, 1.0], rtol=1e-5)

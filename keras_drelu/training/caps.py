@@ -9,11 +9,15 @@ recipe applies (`has_penalised_caps`), and how large the penalty is that
 
 import keras
 
-from keras_drelu.layers.drelu import DReLU
+from keras_drelu.inspection import capped_activations
 
 
 def capped_layers(model):
-    """Every `DReLU` (and so `SReLU`) layer in `model`, nested included.
+    """Every `DReLU` (and so `SReLU`) layer in `model`, wherever it sits.
+
+    The layers `keras_drelu.straight_through()` acts on, found by
+    `keras_drelu.inspection.capped_activations` (nested models, custom
+    layers and subclassed models included).
 
     Example:
 
@@ -26,14 +30,13 @@ def capped_layers(model):
         model: A Keras model, or any layer holding layers (a recipe's
             trainer included).
 
-    Yields:
-        The capped layers, depth first in the order of `model.layers`.
+    Returns:
+        The capped layers, in the order of the model's layers.
     """
-    for layer in getattr(model, "layers", []):
-        if isinstance(layer, DReLU):
-            yield layer
-        else:
-            yield from capped_layers(layer)
+    return [
+        found.layer for found in capped_activations(model)
+        if found.kind == "drelu"
+    ]
 
 
 def contains_caps(model):
@@ -41,12 +44,13 @@ def contains_caps(model):
 
     Example:
 
+    >>> from keras_drelu import DReLU
     >>> contains_caps(keras.Sequential([keras.Input((3,)), DReLU()]))
     True
     >>> contains_caps(keras.Sequential([keras.Input((3,)), keras.layers.ReLU()]))
     False
     """
-    return next(capped_layers(model), None) is not None
+    return bool(capped_layers(model))
 
 
 def _penalised(layer):
@@ -59,6 +63,7 @@ def has_penalised_caps(model):
 
     Example:
 
+    >>> from keras_drelu import DReLU
     >>> has_penalised_caps(keras.Sequential([DReLU(max_value_regularizer=1e-3)]))
     True
     >>> has_penalised_caps(keras.Sequential([DReLU()]))
@@ -76,6 +81,7 @@ def cap_penalty(model):
 
     Example:
 
+    >>> from keras_drelu import DReLU
     >>> model = keras.Sequential([
     ...     keras.Input((4,)), DReLU(initial_max_value=2.0,
     ...                              max_value_regularizer=0.5)])
