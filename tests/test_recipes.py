@@ -131,10 +131,12 @@ def test_defaults_are_the_trainers_own(name):
 def test_settings_fill_defaults_and_refuse_what_does_not_apply():
     trades = RECIPES["trades"]
     assert trades.settings(eps=0.1, beta=None) == {
-        "eps": 0.1, "norm": "linf", "attack_steps": 10, "beta": 6.0
+        "eps": 0.1, "norm": "linf", "eps_ramp_steps": 0, "attack_steps": 10,
+        "beta": 6.0,
     }
     assert RECIPES["mtlat"].settings(eps=0.1, attack_steps=3) == {
-        "eps": 0.1, "norm": "linf", "attack_steps": 3, "mixup_alpha": 0.2
+        "eps": 0.1, "norm": "linf", "eps_ramp_steps": 0, "attack_steps": 3,
+        "mixup_alpha": 0.2,
     }
     with pytest.raises(ValueError, match="`mixup_alpha` does not apply"):
         trades.settings(eps=0.1, mixup_alpha=0.2)

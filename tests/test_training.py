@@ -449,7 +449,7 @@ def test_get_strategy_names(monkeypatch):
         ({"recipe": "standard", "gamma": 2.0},
          "`gamma` does not apply to recipe='standard', which takes no"),
         ({"recipe": "fgsm-at", "eps": 0.1, "beta": 1.0},
-         r"takes \('eps', 'step_size', 'norm', 'inner_gradient'\)"),
+         r"takes \('eps', 'step_size', 'norm', 'inner_gradient', 'eps_ramp_steps'\)"),
         ({"recipe": "fgsm-at", "eps": 0.1, "attack_steps": 3},
          "`attack_steps` does not apply"),
         ({"recipe": "pgd-at", "eps": 0.1, "beta": 1.0},
@@ -771,3 +771,43 @@ def test_early_stopping_restores_the_best_task_loss_not_the_best_loss():
         stopping.on_epoch_end(epoch, {"val_task_loss": t, "val_loss": t + p})
     stopping.on_train_end()
     assert model.get_weights()[0][0, 0] == 1.0
+
+
+def test_eps_ramp_grows_the_radius_over_its_steps():
+    keras.utils.set_random_seed(0)
+    classifier = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    trainer = AdversarialTraining(
+        classifier, eps=0.4, steps=3, eps_ramp_steps=4, from_logits=True
+    )
+    trainer.compile(keras.optimizers.SGD(0.0))
+    x = np.random.default_rng(0).uniform(0.3, 0.7, (8, 4)).astype("float32")
+    radii = []
+    for step in range(6):
+        eps, step_size = trainer.radius()
+        radii.append((float(eps), float(step_size)))
+        trainer.train_on_batch(x, np.arange(8) % 3)
+    shares = [min(1.0, (t + 1) / 4) for t in range(6)]
+    np.testing.assert_allclose([r[0] for r in radii], [0.4 * s for s in shares],
+                               rtol=1e-6)
+    np.testing.assert_allclose([r[1] for r in radii],
+                               [2.5 * 0.4 / 3 * s for s in shares], rtol=1e-6)
+    assert AdversarialTraining(classifier, eps=0.4).radius() == (
+        0.4, 2.5 * 0.4 / 10
+    )
+
+
+def test_train_counts_the_ramp_in_epochs_of_the_data():
+    x = np.random.default_rng(0).uniform(size=(32, 4)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, np.arange(32) % 3)).batch(8)
+
+    def build():
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+
+    result = train(build, data, recipe="pgd-at", epochs=1, eps=0.1,
+                   attack_steps=1, eps_ramp=1.5, verbose=0, seed=0)
+    assert result.settings["eps_ramp_steps"] == 6  # 1.5 epochs of 4 batches
+    with pytest.raises(ValueError, match="whose length is unknown"):
+        train(build, data.repeat(), recipe="pgd-at", epochs=1, eps=0.1,
+              eps_ramp=1.0, verbose=0)
+    with pytest.raises(ValueError, match="eps_ramp_steps.*does not apply"):
+        train(build, data, recipe="standard", epochs=1, eps_ramp=1.0)

@@ -63,12 +63,14 @@ class AdversarialTraining(RobustTraining):
             follows through capped ReLUs (see `RobustTraining`). Defaults
             to `None`, `"bpda"` for a classifier holding caps, else
             `"exact"`.
+        eps_ramp_steps: Optimizer steps over which the radius grows to
+            `eps` (see `RobustTraining`). Defaults to `0`, no ramp.
         **kwargs: Base `keras.Model` keyword arguments, such as `name`.
     """
 
     def __init__(
         self, classifier, eps, step_size=None, steps=10, norm="linf",
-        from_logits=False, inner_gradient=None, **kwargs,
+        from_logits=False, inner_gradient=None, eps_ramp_steps=0, **kwargs,
     ):
         steps = check_positive("steps", steps, integer=True)
         eps = check_positive("eps", eps)
@@ -76,7 +78,8 @@ class AdversarialTraining(RobustTraining):
             step_size = 2.5 * eps / steps
         super().__init__(
             classifier, eps=eps, step_size=step_size, steps=steps, norm=norm,
-            from_logits=from_logits, inner_gradient=inner_gradient, **kwargs,
+            from_logits=from_logits, inner_gradient=inner_gradient,
+            eps_ramp_steps=eps_ramp_steps, **kwargs,
         )
 
     def adversarial_inputs(self, x, y):
@@ -91,9 +94,10 @@ class AdversarialTraining(RobustTraining):
                 from_logits=self.from_logits,
             )
 
+        eps, step_size = self.radius()
         with self.attack_scope():
             return projected_gradient_descent(
-                loss_fn, x, y, eps=self.eps, step_size=self.step_size,
+                loss_fn, x, y, eps=eps, step_size=step_size,
                 steps=self.steps, norm=self.norm,
             )
 
@@ -139,12 +143,14 @@ class FastAdversarialTraining(AdversarialTraining):
         inner_gradient: `"bpda"` or `"exact"`, as for
             `AdversarialTraining`. Defaults to `None`, `"bpda"` for a
             classifier holding caps, else `"exact"`.
+        eps_ramp_steps: Optimizer steps over which the radius grows to
+            `eps` (see `RobustTraining`). Defaults to `0`, no ramp.
         **kwargs: Base `keras.Model` keyword arguments, such as `name`.
     """
 
     def __init__(
         self, classifier, eps, step_size=None, norm="linf", from_logits=False,
-        inner_gradient=None, **kwargs,
+        inner_gradient=None, eps_ramp_steps=0, **kwargs,
     ):
         eps = check_positive("eps", eps)
         super().__init__(
@@ -155,6 +161,7 @@ class FastAdversarialTraining(AdversarialTraining):
             norm=norm,
             from_logits=from_logits,
             inner_gradient=inner_gradient,
+            eps_ramp_steps=eps_ramp_steps,
             **kwargs,
         )
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+import math
 import os
 
 import keras
@@ -136,6 +137,19 @@ def _fit_phase(
     )
 
 
+def _ramp_steps(epochs, train_data):
+    """`epochs` of `train_data`, in steps."""
+    try:
+        per_epoch = len(train_data)
+    except TypeError as error:
+        raise ValueError(
+            "Argument `eps_ramp` counts epochs in steps of `train_data`, "
+            "whose length is unknown; pass `eps_ramp_steps` instead. "
+            f"Received: eps_ramp={epochs}"
+        ) from error
+    return int(math.ceil(epochs * per_epoch))
+
+
 def train(
     model,
     train_data,
@@ -150,6 +164,7 @@ def train(
     beta=None,
     mixup_alpha=None,
     inner_gradient=None,
+    eps_ramp=None,
     natural_epochs=0,
     from_logits=None,
     optimizer=None,
@@ -191,7 +206,10 @@ def train(
 
     The adversarial recipes attack through capped ReLUs with the
     straight-through gradient (`inner_gradient="bpda"`, the default for a
-    model holding caps) and update the weights with the exact one.
+    model holding caps) and update the weights with the exact one. With
+    `eps_ramp`, their radius grows from 0 to `eps` over that many epochs
+    (Ngnawe et al. 2025: robust fine-tuning of a non-robust pretrained
+    model transfers badly without such a schedule).
 
     Besides `loss`, the history holds `task_loss` (and `val_task_loss`),
     the recipe's cross-entropy without penalties (for TRADES the clean
@@ -231,7 +249,7 @@ def train(
     >>> result.epochs, result.recipe, type(result.model).__name__
     ([0, 1], 'trades', 'Sequential')
     >>> result.settings
-    {'eps': 0.1, 'norm': 'linf', 'inner_gradient': 'bpda', 'attack_steps': 2, 'beta': 1.0}
+    {'eps': 0.1, 'norm': 'linf', 'inner_gradient': 'bpda', 'eps_ramp_steps': 0, 'attack_steps': 2, 'beta': 1.0}
     >>> sorted(result.history)[:4]
     ['accuracy', 'cap_penalty', 'learning_rate', 'loss']
 
@@ -264,6 +282,10 @@ def train(
             follows through capped ReLUs: `"bpda"` (straight-through) or
             `"exact"`. Defaults to `None`: `"bpda"` for a model holding
             capped ReLUs, else `"exact"`.
+        eps_ramp: Epochs (a float) over which an adversarial recipe's
+            radius grows linearly from 0 to `eps`, counted in steps of
+            `train_data` (which must then know its length). Defaults to
+            `None`, the recipe's `eps_ramp_steps` (0: no ramp).
         natural_epochs: Epochs of natural training before an adversarial
             recipe. Defaults to `0`.
         from_logits: Whether the classifier outputs logits. Defaults to
@@ -303,6 +325,10 @@ def train(
         beta=beta, mixup_alpha=mixup_alpha, inner_gradient=inner_gradient,
         **recipe_settings,
     )
+    if eps_ramp is not None:
+        given["eps_ramp_steps"] = _ramp_steps(
+            check_non_negative("eps_ramp", eps_ramp), train_data
+        )
     if recipe != AUTO:
         # Refused before a model is built or a natural phase trained.
         RECIPES[recipe].settings(natural_epochs=natural_epochs, **given)

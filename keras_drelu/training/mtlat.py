@@ -80,13 +80,15 @@ class MTLAT(RobustTraining):
             steps follow through capped ReLUs (see `RobustTraining`).
             Defaults to `None`, `"bpda"` for a classifier holding caps,
             else `"exact"`.
+        eps_ramp_steps: Optimizer steps over which the radius grows to
+            `eps` (see `RobustTraining`). Defaults to `0`, no ramp.
         **kwargs: Base `keras.Model` keyword arguments, such as `name`.
     """
 
     def __init__(
         self, classifier, eps, alpha=0.2, target_weight=None, step_size=None,
         steps=1, norm="linf", from_logits=False, seed=None,
-        inner_gradient=None, **kwargs,
+        inner_gradient=None, eps_ramp_steps=0, **kwargs,
     ):
         steps = check_positive("steps", steps, integer=True)
         eps = check_positive("eps", eps)
@@ -94,7 +96,8 @@ class MTLAT(RobustTraining):
             step_size = 2.5 * eps / steps
         super().__init__(
             classifier, eps=eps, step_size=step_size, steps=steps, norm=norm,
-            from_logits=from_logits, inner_gradient=inner_gradient, **kwargs,
+            from_logits=from_logits, inner_gradient=inner_gradient,
+            eps_ramp_steps=eps_ramp_steps, **kwargs,
         )
         self.alpha = check_positive("alpha", alpha)
         if target_weight is None:
@@ -150,9 +153,10 @@ class MTLAT(RobustTraining):
                 from_logits=self.from_logits,
             )
 
+        eps, step_size = self.radius()
         with self.attack_scope():
             return projected_gradient_descent(
-                loss_fn, x, targets, eps=self.eps, step_size=self.step_size,
+                loss_fn, x, targets, eps=eps, step_size=step_size,
                 steps=self.steps, norm=self.norm, random_init=False,
             )
 

@@ -36,6 +36,8 @@ RECIPE_ARGUMENTS = {
                       f"ReLUs, one of {INNER_GRADIENTS}: 'bpda' passes it "
                       "straight through the caps, 'exact' stalls where they "
                       "clip",
+    "eps_ramp_steps": "optimizer steps over which the training radius grows "
+                      "from 0 to eps (0: none)",
 }
 
 
@@ -357,9 +359,12 @@ def get_recipe(recipe, model=None):
 
 _ATTACK = {
     "eps": "eps", "step_size": "step_size", "norm": "norm",
-    "inner_gradient": "inner_gradient",
+    "inner_gradient": "inner_gradient", "eps_ramp_steps": "eps_ramp_steps",
 }
-_ATTACK_DEFAULTS = {"norm": "linf", "inner_gradient": INNER_GRADIENT_DEFAULT}
+_ATTACK_DEFAULTS = {
+    "norm": "linf", "inner_gradient": INNER_GRADIENT_DEFAULT,
+    "eps_ramp_steps": 0,
+}
 
 register_recipe(
     "standard",

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from keras_drelu.arguments import check_bool
 from keras_drelu.arguments import check_choice
+from keras_drelu.arguments import check_non_negative
 from keras_drelu.arguments import check_positive
 from keras_drelu.attacks.pgd import NORMS
 from keras_drelu.layers.drelu import GRADIENT_MODES
@@ -57,6 +58,14 @@ class RobustTraining(keras.Model):
     through the caps, while the update, outside the scope, follows the
     exact gradient of the same weights.
 
+    With `eps_ramp_steps`, the radius (and the attack's step size with it)
+    grows linearly from `eps / eps_ramp_steps` to `eps` over the first
+    `eps_ramp_steps` optimizer steps, then stays at `eps`: the schedule
+    that lets robust fine-tuning of a non-robust pretrained model keep what
+    it learned (Ngnawe et al. 2025, "Epsilon-Scheduling"). It is read from
+    the optimizer's step counter, so a run resumed from a backup picks it
+    up where it stopped.
+
     Args:
         classifier: The Keras model to train, mapping images to class
             probabilities or logits.
@@ -70,12 +79,14 @@ class RobustTraining(keras.Model):
             capped ReLUs: `"bpda"` (straight-through, the plain ReLU's) or
             `"exact"`. Defaults to `None`, `default_inner_gradient`:
             `"bpda"` for a classifier holding caps, else `"exact"`.
+        eps_ramp_steps: Optimizer steps over which the radius ramps up to
+            `eps`. Defaults to `0`, no ramp.
         **kwargs: Base `keras.Model` keyword arguments, such as `name`.
     """
 
     def __init__(
         self, classifier, eps, step_size, steps, norm, from_logits,
-        inner_gradient=None, **kwargs,
+        inner_gradient=None, eps_ramp_steps=0, **kwargs,
     ):
         super().__init__(**kwargs)
         if not isinstance(classifier, keras.Model):
@@ -94,6 +105,9 @@ class RobustTraining(keras.Model):
         self.inner_gradient = check_choice(
             "inner_gradient", inner_gradient, INNER_GRADIENTS
         )
+        self.eps_ramp_steps = check_non_negative(
+            "eps_ramp_steps", eps_ramp_steps, integer=True
+        )
         # Built when the classifier is: `BackupAndRestore` loads weights
         # into built models only.
         self.built = classifier.built
@@ -105,6 +119,18 @@ class RobustTraining(keras.Model):
 
     def call(self, inputs, training=None):
         return self.classifier(inputs, training=training)
+
+    def radius(self):
+        """`(eps, step_size)` of the attack at the current training step.
+
+        Both are `eps` and `step_size` once the ramp (`eps_ramp_steps`) is
+        over, and that share of them during it.
+        """
+        if not self.eps_ramp_steps:
+            return self.eps, self.step_size
+        done = keras.ops.cast(self.optimizer.iterations + 1, "float32")
+        share = keras.ops.minimum(1.0, done / self.eps_ramp_steps)
+        return self.eps * share, self.step_size * share
 
     def attack_scope(self):
         """The scope of the inner attack: straight-through for `"bpda"`.
@@ -150,6 +176,7 @@ class RobustTraining(keras.Model):
                 "norm": self.norm,
                 "from_logits": self.from_logits,
                 "inner_gradient": self.inner_gradient,
+                "eps_ramp_steps": self.eps_ramp_steps,
             }
         )
         return config

@@ -66,12 +66,14 @@ class TRADES(RobustTraining):
             maximisation follows through capped ReLUs (see
             `RobustTraining`). Defaults to `None`, `"bpda"` for a
             classifier holding caps, else `"exact"`.
+        eps_ramp_steps: Optimizer steps over which the radius grows to
+            `eps` (see `RobustTraining`). Defaults to `0`, no ramp.
         **kwargs: Base `keras.Model` keyword arguments, such as `name`.
     """
 
     def __init__(
         self, classifier, beta=6.0, *, eps, step_size=None, steps=10,
-        norm="linf", from_logits=False, inner_gradient=None, **kwargs,
+        norm="linf", from_logits=False, inner_gradient=None, eps_ramp_steps=0, **kwargs,
     ):
         steps = check_positive("steps", steps, integer=True)
         eps = check_positive("eps", eps)
@@ -79,7 +81,8 @@ class TRADES(RobustTraining):
             step_size = 2.5 * eps / steps
         super().__init__(
             classifier, eps=eps, step_size=step_size, steps=steps, norm=norm,
-            from_logits=from_logits, inner_gradient=inner_gradient, **kwargs,
+            from_logits=from_logits, inner_gradient=inner_gradient,
+            eps_ramp_steps=eps_ramp_steps, **kwargs,
         )
         self.beta = check_non_negative("beta", beta)
         self.divergence = keras.losses.KLDivergence(name="trades_kl")
@@ -94,12 +97,13 @@ class TRADES(RobustTraining):
             )
             return keras.losses.kl_divergence(clean, adversarial)
 
+        eps, step_size = self.radius()
         with self.attack_scope():
             clean = probabilities(
                 self.classifier(x, training=False), self.from_logits
             )
             return projected_gradient_descent(
-                loss_fn, x, clean, eps=self.eps, step_size=self.step_size,
+                loss_fn, x, clean, eps=eps, step_size=step_size,
                 steps=self.steps, norm=self.norm,
             )
 
