@@ -48,7 +48,7 @@ CURVE_ATTACKS = ("APGD-CE", "BPDA(APGD-CE)")
 DATASET = "cifar10"
 DEFAULTS = dict(
     arguments.CIFAR10_DEFAULTS, train_size=6000, epochs=8,
-    initial_max_value=1.0, eval_images=300,
+    initial_max_value=100.0, eval_images=300,
     models=[("relu", "head"), ("drelu", "head"), ("drelu", "input")],
 )
 QUICK = dict(

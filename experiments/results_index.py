@@ -28,7 +28,7 @@ EXPERIMENTS = {
         "D-ReLU paper, Table 1 and Figure 11, dense network",
         "python experiments/drelu_mnist.py --archs dense "
         "--out docs/results/drelu_mnist_dense --train-size 12000 "
-        "--batch-size 64 --initial-max-value 1 --natural-epochs 10 "
+        "--batch-size 64 --natural-epochs 10 "
         "--adv-epochs 2 --eval-images 200 --square-queries 1000 "
         "--lambdas 0 1e-6 1e-3 1 1e4",
         "11 min",
@@ -37,7 +37,7 @@ EXPERIMENTS = {
         "D-ReLU paper, Table 1 and Figure 11, shallow CNN",
         "python experiments/drelu_mnist.py --archs cnn "
         "--out docs/results/drelu_mnist_cnn --train-size 6000 "
-        "--batch-size 64 --initial-max-value 0.3 --natural-epochs 5 "
+        "--batch-size 64 --natural-epochs 5 "
         "--adv-epochs 1 --eval-images 200 --square-queries 1000 "
         "--lambdas 0 1e-3 1e2",
         "31 min",

@@ -105,11 +105,7 @@ ARGUMENTS = {
     "initial_max_value": dict(
         type=positive_float,
         help="initial D-ReLU cap",
-        reduced=(
-            "initial cap {ours} (paper: {paper}; Adam moves a cap by about "
-            "its learning rate per step, so caps starting at 100 barely come "
-            "down in a CPU budget)"
-        ),
+        reduced="initial cap {ours} (paper: {paper})",
     ),
     "max_value": dict(type=positive_float, help="S-ReLU cap"),
     "models": dict(
