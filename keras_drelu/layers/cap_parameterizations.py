@@ -32,7 +32,9 @@ A constraint or penalty given for the caps acts on the caps through
 import dataclasses
 import math
 
+from keras import constraints
 from keras import ops
+from keras import regularizers
 
 # The range of caps stored as a logarithm. A cap of exactly 0 has no
 # logarithm and is stored as the lower end, which clips activations of
@@ -93,7 +95,7 @@ class Log:
 PARAMETERIZATIONS = {"linear": Linear(), "log": Log(rate=10.0)}
 
 
-class CapSpaceConstraint:
+class CapSpaceConstraint(constraints.Constraint):
     """Applies a constraint on caps to a variable stored in another space,
     then keeps the variable within the parameterization's bounds.
 
@@ -115,7 +117,7 @@ class CapSpaceConstraint:
         return self.parameterization.bound(stored)
 
 
-class CapSpaceRegularizer:
+class CapSpaceRegularizer(regularizers.Regularizer):
     """Applies a penalty on caps to a variable stored in another space.
 
     Keras computes a weight's penalty as `regularizer(variable)`; the cap
