@@ -22,7 +22,7 @@ EXPERIMENTS = {
         "python experiments/srelu_table1.py --natural-epochs 10 "
         "--adv-epochs 3 --eval-images 500 --cw-iterations 200 "
         "--cw-binary-steps 6 --square-queries 1000",
-        "13 min",
+        "8 min",
     ),
     "drelu_mnist_dense": (
         "D-ReLU paper, Table 1 and Figure 11, dense network",
@@ -31,7 +31,7 @@ EXPERIMENTS = {
         "--batch-size 64 --natural-epochs 10 "
         "--adv-epochs 2 --eval-images 200 --square-queries 1000 "
         "--lambdas 0 1e-6 1e-3 1 1e4",
-        "11 min",
+        "7 min",
     ),
     "drelu_mnist_cnn": (
         "D-ReLU paper, Table 1 and Figure 11, shallow CNN",
@@ -40,7 +40,7 @@ EXPERIMENTS = {
         "--batch-size 64 --natural-epochs 5 "
         "--adv-epochs 1 --eval-images 200 --square-queries 1000 "
         "--lambdas 0 1e-3 1e2",
-        "31 min",
+        "26 min",
     ),
     "drelu_statistics": (
         "Significance tests (D-ReLU paper, section 6.2)",
@@ -54,12 +54,12 @@ EXPERIMENTS = {
         "python experiments/srelu_layer_position.py --initial-max-values 0.1 "
         "1 --max-values 0.01 0.03 0.05 0.1 0.15 --train-size 20000 "
         "--epochs 5 --eval-images 200 --apgd-steps 30 --square-queries 300",
-        "6 min",
+        "5 min",
     ),
     "compare_heads_cifar10": (
         "ReLU vs D-ReLU vs SPLASH activations on CIFAR-10",
         "python experiments/compare_heads_cifar10.py",
-        "8 min",
+        "5 min",
     ),
     "cap_learning": (
         "D-ReLU caps against training steps on MNIST, stored linearly (the "
