@@ -43,6 +43,7 @@ from keras_drelu.layers import ACTIVATIONS  # noqa: E402
 from keras_drelu.layers.cap_parameterizations import PARAMETERIZATIONS  # noqa: E402
 from keras_drelu.training import RECIPE_ARGUMENTS  # noqa: E402
 from keras_drelu.training import RECIPES  # noqa: E402
+from keras_drelu.training import PerModel  # noqa: E402
 from keras_drelu.training import STRATEGIES  # noqa: E402
 from retrofit import cli  # noqa: E402
 from retrofit.backbones import BACKBONES  # noqa: E402
@@ -140,12 +141,18 @@ def backbones():
     )
 
 
+def _default(value):
+    """A recipe default as the docs show it; a `PerModel` by its words."""
+    return f"({value})" if isinstance(value, PerModel) else repr(value)
+
+
 def recipes():
     rows = []
     for recipe in RECIPES.values():
         takes = [
             f"`{name}`" + (
-                f"={recipe.defaults[name]!r}" if name in recipe.defaults
+                f"={_default(recipe.defaults[name])}"
+                if name in recipe.defaults
                 else " (required)" if name in recipe.required else ""
             )
             for name in recipe.arguments if name != "seed"
