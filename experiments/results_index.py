@@ -71,7 +71,7 @@ EXPERIMENTS = {
         "D-ReLU placements (head, input) vs plain ReLU on CIFAR-10, eps "
         "curves, CPU scale",
         "python experiments/cifar10_retrofit.py --eval-images 200",
-        "22 min",
+        "19 min",
     ),
 }
 INTRODUCTION = """\
