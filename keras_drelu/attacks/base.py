@@ -35,9 +35,9 @@ class Attack:
     (classes of the model), batches the inputs and compiles that method
     for the backend (`keras_drelu.backends.compile`: `tf.function` on
     TensorFlow, `jax.jit` over the model's current weights on JAX, eager on
-    PyTorch). Inputs may have any shape. An attack whose steps are chained
-    eagerly (APGD, FAB-T) sets `compile_batch = False` and compiles its
-    parts with `self._compiled(name)`.
+    PyTorch). Inputs may have any shape. An attack made of runs chained on
+    the host (APGD, FAB-T) sets `compile_batch = False` and compiles each
+    run with `self._compiled(name)`.
 
     The randomness of an input is drawn from the seed and the input's place
     in the `generate` call (`keras_drelu.attacks.randomness`): the same on

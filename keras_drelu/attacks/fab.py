@@ -222,7 +222,8 @@ class FABT(Attack):
             t = randomness.uniform(keys, features, minval=-1.0, maxval=1.0)
         else:
             t = randomness.normal(keys, features)
-        size = expand_like(_norm(ops.reshape(t, (len(x), -1)), self.norm), t)
+        flat = ops.reshape(t, (-1, int(np.prod(features))))
+        size = expand_like(_norm(flat, self.norm), t)
         return ops.clip(x + radius * t / ops.maximum(size, 1e-12), low, high)
 
     def _run(self, x, y, target, x_start):
