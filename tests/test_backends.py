@@ -2,7 +2,8 @@
 
 The test process runs TensorFlow (the default backend). JAX and PyTorch run
 in fresh interpreters on the same weights (saved from here), the same seeds
-and the same images; their accuracies are compared with TensorFlow's.
+and the same images (tests/backend_cases.py); their accuracies, evaluation
+reports and analyses are compared with TensorFlow's.
 """
 
 import json
@@ -11,14 +12,10 @@ import os
 import keras
 import numpy as np
 import pytest
-from backend_cases import accuracies
-from backend_cases import analyses
-from backend_cases import attack_cases
+from backend_cases import backend_numbers
 from conftest import REPO_ROOT
 
-from keras_drelu import DReLU
 from keras_drelu import backends
-from keras_drelu import calibrate_caps
 from keras_drelu.attacks import APGD
 from keras_drelu.attacks import FABT
 from keras_drelu.attacks import PGD
@@ -164,10 +161,8 @@ def saved_models(digits_relu, digits_srelu, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tensorflow_accuracies(digits_relu, digits_srelu, digits):
-    x, y = digits
-    cases = attack_cases(digits_relu, digits_srelu)
-    return accuracies(cases, x[1400:1600], y[1400:1600])
+def tensorflow_numbers(digits_relu, digits_srelu):
+    return backend_numbers(digits_relu, digits_srelu)
 
 
 def _environment(**extra):
@@ -177,28 +172,47 @@ def _environment(**extra):
     return {"PYTHONPATH": path, **extra}
 
 
+def _backend_script(script, saved_models):
+    """`script` after loading the saved digits models, printing `out`."""
+    return (
+        "import json, sys\n"
+        'sys.modules["tensorflow"] = None\n'
+        "import keras, keras_drelu, numpy as np\n"
+        f"model = keras.saving.load_model({str(saved_models / 'relu.keras')!r})\n"
+        f"capped = keras.saving.load_model({str(saved_models / 'srelu.keras')!r})\n"
+        + script
+        + "\nprint(json.dumps(out))\n"
+    )
+
+
+def _assert_matches(out, reference):
+    """Another backend's numbers against TensorFlow's."""
+    for name, accuracy in out["accuracies"].items():
+        assert abs(accuracy - reference["accuracies"][name]) <= TOLERANCE, (
+            name, accuracy, reference["accuracies"][name]
+        )
+    # The evaluation runs on 60 digits: at most one of them apart.
+    report, expected = out["report"], reference["report"]
+    for name, accuracy in expected["accuracy"].items():
+        assert abs(report["accuracy"][name] - accuracy) <= 1 / 60, name
+    for key in ("zero_gradient_share", "large_eps_accuracy"):
+        assert report[key] == pytest.approx(expected[key], abs=1 / 60), key
+    for name, value in reference["analysis"].items():
+        np.testing.assert_allclose(
+            out["analysis"][name], value, rtol=1e-4, atol=1e-6, err_msg=name
+        )
+
+
 # Run with KERAS_BACKEND=jax, TensorFlow blocked and two host devices.
 JAX_SCRIPT = """
-import json, sys
-sys.modules["tensorflow"] = None
-import jax, keras, numpy as np
-import keras_drelu, keras_drelu.attacks, keras_drelu.evaluation
-import keras_drelu.analysis, keras_drelu.calibration
-from sklearn.datasets import load_digits
-from backend_cases import accuracies, analyses, attack_cases
-from keras_drelu import calibrate_caps, DReLU
-from keras_drelu.attacks import APGD, Square, projected_gradient_descent
-from keras_drelu.attacks import randomness
-from keras_drelu.evaluation import evaluate_robustness
+import jax
+from backend_cases import backend_numbers, digits_test, evaluation
+from keras_drelu import backends
+from keras_drelu.attacks import projected_gradient_descent, randomness
 
 assert keras.backend.backend() == "jax" and len(jax.devices()) == 2
-out = {{}}
-digits = load_digits()
-x = (digits.images / 16.0).astype("float32")[..., None][1400:1600]
-y = digits.target[1400:1600]
-model = keras.saving.load_model({relu!r})
-capped = keras.saving.load_model({srelu!r})
-out["accuracies"] = accuracies(attack_cases(model, capped), x, y)
+out = backend_numbers(model, capped)
+x, y = digits_test()
 keys = randomness.stream(randomness.keys(7, 5), 3)
 out["uniform"] = np.asarray(randomness.uniform(keys, (6,), 4)).tolist()
 
@@ -230,53 +244,32 @@ out["inner"] = dict(
     traces=inner._cache_size(),
 )
 
-reports = []
-for distribute in (None, True):
-    suite = [APGD(capped, eps=0.2, steps=5, seed=0),
-             Square(capped, eps=0.2, n_queries=30, seed=0)]
-    report = evaluate_robustness(
-        capped, x[:60], y[:60], eps=0.2, suite=suite, batch_size=16,
-        verbose=False, distribute=distribute)
-    summary = report.to_dict()
-    summary.pop("timings")
-    for row in summary["attacks"]:
-        row.pop("seconds")
-    reports.append((summary, np.asarray(report.x_adv)))
-out["same_report"] = reports[0][0] == reports[1][0]
-out["same_examples"] = bool(np.array_equal(reports[0][1], reports[1][1]))
-out["report"] = reports[0][0]["accuracy"]
-out["zero_gradient_share"] = reports[0][0]["zero_gradient_share"]
-
-out["analysis"] = analyses(model, capped, x[:20], y[:20])
-caps = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
-                         DReLU(name="cap")])
-out["caps"] = float(calibrate_caps(caps, x, quantile=0.5)["cap"].mean())
-print(json.dumps(out))
+# Two devices give the report of one.
+one, one_examples = evaluation(capped, x, y)
+two, two_examples = evaluation(capped, x, y, distribute=True)
+out["same_report"] = one == two
+out["same_examples"] = bool(np.array_equal(one_examples, two_examples))
+out["data_parallel"] = backends.distribution(
+    keras.distribution.DataParallel()).replicas
+try:
+    backends.distribution("gpus")
+except ValueError as error:
+    out["bad_distribute"] = str(error)
 """
 
 
 @pytest.mark.slow
 def test_jax_without_tensorflow_matches_tensorflow(
-    saved_models, tensorflow_accuracies, digits, digits_relu, digits_srelu,
-    run_python,
+    saved_models, tensorflow_numbers, run_python
 ):
-    script = JAX_SCRIPT.format(
-        relu=str(saved_models / "relu.keras"),
-        srelu=str(saved_models / "srelu.keras"),
+    script = _backend_script(JAX_SCRIPT, saved_models)
+    env = _environment(
+        KERAS_BACKEND="jax",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
     )
-    out = json.loads(
-        run_python(
-            script,
-            env=_environment(
-                KERAS_BACKEND="jax",
-                XLA_FLAGS="--xla_force_host_platform_device_count=2",
-            ),
-        ).splitlines()[-1]
-    )
-    for name, accuracy in tensorflow_accuracies.items():
-        assert abs(out["accuracies"][name] - accuracy) <= TOLERANCE, (
-            name, out["accuracies"][name], accuracy
-        )
+    out = json.loads(run_python(script, env=env).splitlines()[-1])
+    assert sorted(out["accuracies"]) == sorted(tensorflow_numbers["accuracies"])
+    _assert_matches(out, tensorflow_numbers)
     # Every backend draws the same random numbers.
     keys = randomness.stream(randomness.keys(7, 5), 3)
     np.testing.assert_array_equal(out["uniform"], reference_uniform(keys, 6, 4))
@@ -285,77 +278,40 @@ def test_jax_without_tensorflow_matches_tensorflow(
     assert inner["within"] <= 0.1 + 1e-6 and inner["accuracy"] < 0.7
     assert inner["new_state"] and inner["weights_read"] and inner["traces"] == 1
 
-    # Two devices give the report of one.
     assert out["same_report"] and out["same_examples"]
-    x, y = digits
-    x, y = x[1400:1460], y[1400:1460]
-    here = evaluate_robustness(
-        digits_srelu, x, y, eps=0.2, batch_size=16, verbose=False,
-        suite=[
-            APGD(digits_srelu, eps=0.2, steps=5, seed=0),
-            Square(digits_srelu, eps=0.2, n_queries=30, seed=0),
-        ],
-    )
-    # At most one of the 60 images apart.
-    for name, accuracy in here.accuracy.items():
-        assert abs(out["report"][name] - accuracy) <= 1 / 60, name
-    assert out["zero_gradient_share"] == pytest.approx(
-        here.zero_gradient_share, abs=1 / 60
-    )
-    analysis = analyses(digits_relu, digits_srelu, x[:20], y[:20])
-    for name, value in analysis.items():
-        np.testing.assert_allclose(
-            out["analysis"][name], value, rtol=1e-4, atol=1e-6, err_msg=name
-        )
-    caps = keras.Sequential(
-        [keras.Input((8, 8, 1)), keras.layers.Flatten(), DReLU(name="cap")]
-    )
-    expected = calibrate_caps(caps, digits[0][1400:1600], quantile=0.5)
-    assert out["caps"] == pytest.approx(float(expected["cap"].mean()), rel=1e-5)
+    assert out["data_parallel"] == 2
+    assert "on the JAX backend" in out["bad_distribute"]
 
 
 TORCH_SCRIPT = """
-import json, sys
-sys.modules["tensorflow"] = None
-import keras, numpy as np
-import keras_drelu
-from sklearn.datasets import load_digits
-from backend_cases import accuracies, attack_cases
+from backend_cases import backend_numbers
 from keras_drelu.evaluation import evaluate_robustness
 
 assert keras.backend.backend() == "torch"
-digits = load_digits()
-x = (digits.images / 16.0).astype("float32")[..., None][1400:1600]
-y = digits.target[1400:1600]
-model = keras.saving.load_model({relu!r})
-capped = keras.saving.load_model({srelu!r})
-out = {{"accuracies": accuracies(
-    attack_cases(model, capped), x, y, names={names!r})}}
+out = backend_numbers(model, capped, names={names!r})
 try:
-    evaluate_robustness(model, x[:4], y[:4], eps=0.1, distribute=True)
+    evaluate_robustness(
+        model, np.zeros((4, 8, 8, 1), "float32"), np.zeros(4, "int64"),
+        eps=0.1, distribute=True)
 except ValueError as error:
     out["distribute"] = str(error)
-print(json.dumps(out))
 """
 
+# Eager PyTorch loops are slow; these cover every kind of attack step.
 TORCH_ATTACKS = ["FGSM", "PGD", "APGD-CE", "APGD-T", "Square", "BPDA(PGD)"]
 
 
 @pytest.mark.slow
-def test_torch_matches_tensorflow(
-    saved_models, tensorflow_accuracies, run_python
+def test_torch_without_tensorflow_matches_tensorflow(
+    saved_models, tensorflow_numbers, run_python
 ):
-    script = TORCH_SCRIPT.format(
-        relu=str(saved_models / "relu.keras"),
-        srelu=str(saved_models / "srelu.keras"),
-        names=TORCH_ATTACKS,
+    script = _backend_script(
+        TORCH_SCRIPT.format(names=TORCH_ATTACKS), saved_models
     )
-    out = json.loads(
-        run_python(script, env=_environment(KERAS_BACKEND="torch")).splitlines()[-1]
-    )
+    env = _environment(KERAS_BACKEND="torch")
+    out = json.loads(run_python(script, env=env).splitlines()[-1])
     assert sorted(out["accuracies"]) == sorted(TORCH_ATTACKS)
-    for name, accuracy in out["accuracies"].items():
-        assert abs(accuracy - tensorflow_accuracies[name]) <= TOLERANCE, name
+    _assert_matches(out, tensorflow_numbers)
     assert "on the PyTorch backend" in out["distribute"]
 
 
@@ -368,13 +324,12 @@ tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, numpy as np
 import keras_drelu
-from sklearn.datasets import load_digits
+from backend_cases import digits_test
 from keras_drelu.attacks import APGD, BPDA, Square
 from keras_drelu.evaluation import evaluate_robustness
 
-digits = load_digits()
-x = (digits.images / 16.0).astype("float32")[..., None][1400:1460]
-y = digits.target[1400:1460]
+x, y = digits_test()
+x, y = x[:60], y[:60]
 capped = keras.saving.load_model({srelu!r})
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 reports = []
