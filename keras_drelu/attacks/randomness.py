@@ -100,7 +100,7 @@ def uniform(keys, shape, draw=0, minval=0.0, maxval=1.0):
     """Uniform float32 numbers in `[minval, maxval)`, `(batch, *shape)`.
 
     Args:
-        keys: The inputs' keys `(batch, 2)`.
+        keys: The inputs' keys `(batch, 3)` (`keys`, `stream`).
         shape: Shape of the numbers of one input.
         draw: Which draw (an int or a scalar integer tensor): different
             draws of the same keys are independent. Defaults to `0`.
