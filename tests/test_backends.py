@@ -205,6 +205,7 @@ def _assert_matches(out, reference):
 
 # Run with KERAS_BACKEND=jax, TensorFlow blocked and two host devices.
 JAX_SCRIPT = """
+import hashlib
 import jax
 from backend_cases import backend_numbers, digits_test, evaluation
 from keras_drelu import backends
@@ -245,10 +246,10 @@ out["inner"] = dict(
 )
 
 # Two devices give the report of one.
-one, one_examples = evaluation(capped, x, y)
 two, two_examples = evaluation(capped, x, y, distribute=True)
-out["same_report"] = one == two
-out["same_examples"] = bool(np.array_equal(one_examples, two_examples))
+out["same_report"] = out["report"] == two
+out["same_examples"] = (
+    out["examples"] == hashlib.sha256(two_examples.tobytes()).hexdigest())
 out["data_parallel"] = backends.distribution(
     keras.distribution.DataParallel()).replicas
 try:
@@ -288,7 +289,7 @@ from backend_cases import backend_numbers
 from keras_drelu.evaluation import evaluate_robustness
 
 assert keras.backend.backend() == "torch"
-out = backend_numbers(model, capped, names={names!r})
+out = backend_numbers(model, capped)
 try:
     evaluate_robustness(
         model, np.zeros((4, 8, 8, 1), "float32"), np.zeros(4, "int64"),
@@ -297,20 +298,15 @@ except ValueError as error:
     out["distribute"] = str(error)
 """
 
-# Eager PyTorch loops are slow; these cover every kind of attack step.
-TORCH_ATTACKS = ["FGSM", "PGD", "APGD-CE", "APGD-T", "Square", "BPDA(PGD)"]
-
-
 @pytest.mark.slow
 def test_torch_without_tensorflow_matches_tensorflow(
     saved_models, tensorflow_numbers, run_python
 ):
-    script = _backend_script(
-        TORCH_SCRIPT.format(names=TORCH_ATTACKS), saved_models
-    )
-    env = _environment(KERAS_BACKEND="torch")
+    script = _backend_script(TORCH_SCRIPT, saved_models)
+    # One thread: the eager steps on a tiny net are too small to share.
+    env = _environment(KERAS_BACKEND="torch", OMP_NUM_THREADS="1")
     out = json.loads(run_python(script, env=env).splitlines()[-1])
-    assert sorted(out["accuracies"]) == sorted(TORCH_ATTACKS)
+    assert sorted(out["accuracies"]) == sorted(tensorflow_numbers["accuracies"])
     _assert_matches(out, tensorflow_numbers)
     assert "on the PyTorch backend" in out["distribute"]
 
