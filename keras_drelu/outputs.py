@@ -97,7 +97,7 @@ def looks_like_probabilities(outputs, atol=1e-3):
         `True` if the outputs have two axes, at least two classes, no
         negative entry and rows summing to one.
     """
-    outputs = np.asarray(outputs, dtype="float64")
+    outputs = keras.ops.convert_to_numpy(outputs).astype("float64")
     return bool(
         outputs.ndim == 2
         and outputs.shape[-1] > 1

@@ -703,7 +703,7 @@ def test_cascade_keeps_the_books_per_input():
     model = _threshold_model()
     x = np.array([[0.9], [0.8], [0.7], [0.2]], "float32")
     y = np.zeros(4, "int64")
-    predict = predictor(model, 2, (1,))
+    predict = predictor(model, 2)
 
     def attacks():
         return [
@@ -749,7 +749,7 @@ def test_cascade_stops_an_attack_that_leaves_its_threat_model():
     model = _threshold_model()
     x = np.array([[0.9]], "float32")
     cascade = Cascade(
-        x, np.zeros(1, "int64"), predictor(model, 1, (1,)),
+        x, np.zeros(1, "int64"), predictor(model, 1),
         threat_model=("linf", 0.1), clip_values=(0.0, 1.0),
     )
     with pytest.raises(RuntimeError, match="Attack far left its threat"):
@@ -769,7 +769,7 @@ def test_run_checks_measures_each_check_of_the_table():
     context = CheckContext(
         blind, x, y, n_examples=40, n_classes=3,
         settings=check_settings(0.1, outputs="logits"),
-        predict=predictor(blind, 20, (4,)),
+        predict=predictor(blind, 20),
     )
     checked = run_checks(context, ["zero-gradient check"])
     assert checked.values == {"zero_gradient_share": 1.0}
@@ -865,7 +865,7 @@ def _context(model, n_correct, n_examples, n_classes, outputs="logits"):
     return CheckContext(
         model, x, y, n_examples=n_examples, n_classes=n_classes,
         settings=check_settings(0.1, outputs=outputs),
-        predict=predictor(model, 64, (4,)),
+        predict=predictor(model, 64),
     )
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from keras_drelu.attacks import Square
 from keras_drelu.attacks.square import _eta
+from keras_drelu.attacks.square import _Grid
+from keras_drelu.attacks.square import _placed_eta
 from keras_drelu.attacks.square import p_schedule
 
 
@@ -146,12 +148,39 @@ def test_l2_start_is_a_grid_of_patterns_at_radius_eps():
 @pytest.mark.parametrize("side", [1, 2, 3, 4, 5, 8, 11])
 def test_l2_window_pattern_is_autoattacks(side):
     np.testing.assert_allclose(
-        _eta(side, side, False).numpy(), reference_eta(side), atol=1e-6
+        _eta(side, side, False), reference_eta(side), atol=1e-6
     )
     # A flat input's window is the same rings along one row of features.
-    row = _eta(1, side, True).numpy()[0]
+    row = _eta(1, side, True)[0]
     assert row.shape == (side,) and np.linalg.norm(row) == pytest.approx(1.0)
     assert row[: side // 2].min(initial=0.0) >= 0.0 >= row[side // 2 :].max()
+
+
+@pytest.mark.parametrize(
+    "input_shape, side, top, left",
+    [((9, 7, 2), 3, 0, 0), ((9, 7, 2), 5, 4, 2), ((9, 7), 1, 8, 6),
+     ((9, 7), 4, 1, 3), ((30,), 7, 0, 12), ((30,), 30, 0, 0)],
+)
+@pytest.mark.parametrize("transpose", [False, True])
+def test_placed_window_pattern_is_the_pattern_at_its_place(
+    input_shape, side, top, left, transpose
+):
+    # The compiled loop builds the pattern cell by cell over the whole
+    # grid, for a window whose size and place are tensors.
+    grid = _Grid(input_shape)
+    height, width = grid.window_shape(side)
+    pattern = _eta(height, width, grid.flat)
+    if transpose and not grid.flat:
+        pattern = pattern.T
+    expected = np.zeros((grid.height, grid.width), "float32")
+    expected[top : top + height, left : left + width] = pattern
+    placed = _placed_eta(
+        grid, np.int32(top), np.int32(left), np.int32(height),
+        np.int32(width), np.bool_(transpose),
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(placed), expected, atol=1e-6
+    )
 
 
 def test_l2_perturbation_always_has_norm_eps(digits_relu, data):

@@ -5,8 +5,9 @@ import math
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from keras_drelu import backends
 from keras_drelu.arguments import check_inputs_and_labels
 from keras_drelu.arguments import check_positive
 from keras_drelu.outputs import check_logits
@@ -75,28 +76,28 @@ def sensitivity_map(model, x, y, batch_size=256):
             f"Received: y with values in [{y.min()}, {y.max()}]"
         )
 
-    @tf.function
     def gradients(inputs, labels):
         # Examples do not interact at inference, so the gradient of a sum
         # over the batch is each example's own gradient: two backward passes
         # give dZ_t/dx and sum_c dZ_c/dx without a full Jacobian.
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch(inputs)
+        def true_logit(inputs):
             z = logits(inputs, training=False)
-            true_logit = tf.reduce_sum(
-                tf.gather(z, labels, axis=1, batch_dims=1)
-            )
-            all_logits = tf.reduce_sum(z)
-        grad_true = tape.gradient(true_logit, inputs)
-        grad_others = tape.gradient(all_logits, inputs) - grad_true
-        return tf.maximum(0.0, grad_true * grad_others)
+            index = ops.cast(labels, "int32")[:, None]
+            return ops.sum(ops.take_along_axis(z, index, axis=1)), None
 
+        def all_logits(inputs):
+            return ops.sum(logits(inputs, training=False)), None
+
+        _, _, grad_true = backends.value_and_grad(true_logit, inputs)
+        _, _, grad_all = backends.value_and_grad(all_logits, inputs)
+        return ops.maximum(0.0, grad_true * (grad_all - grad_true))
+
+    gradients = backends.compile(gradients, backends.variables_of(logits))
     maps = np.concatenate(
         [
             gradients(
-                tf.constant(x[start : start + batch_size]),
-                tf.constant(y[start : start + batch_size]),
-            ).numpy()
+                x[start : start + batch_size], y[start : start + batch_size]
+            )
             for start in range(0, len(x), batch_size)
         ]
     )

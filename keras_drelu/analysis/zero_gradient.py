@@ -4,14 +4,16 @@ import dataclasses
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from keras_drelu import backends
 from keras_drelu.arguments import check_clip_values
 from keras_drelu.arguments import check_inputs_and_labels
 from keras_drelu.arguments import check_non_negative
 from keras_drelu.arguments import check_positive
 from keras_drelu.attacks.pgd import _check_norm
 from keras_drelu.attacks.pgd import ascent_direction
+from keras_drelu.attacks.pgd import expand_like
 from keras_drelu.attacks.pgd import project
 from keras_drelu.outputs import check_logits
 from keras_drelu.outputs import logits_model
@@ -117,48 +119,62 @@ def zero_gradient_distance(
     logits = logits_model(model)
     check_logits(logits(x[:batch_size], training=False), model.name)
 
-    @tf.function
-    def gradient_is_zero(x_adv, labels):
-        with tf.GradientTape() as tape:
-            tape.watch(x_adv)
-            loss = tf.reduce_sum(
-                keras.losses.sparse_categorical_crossentropy(
-                    labels, logits(x_adv, training=False), from_logits=True
-                )
-            )
-        grad = tape.gradient(
-            loss, x_adv, unconnected_gradients=tf.UnconnectedGradients.ZERO
-        )
-        axes = tf.range(1, tf.rank(grad))
-        return grad, tf.reduce_max(tf.abs(grad), axis=axes) <= atol
+    axes = tuple(range(1, x.ndim))
 
-    steps = np.full(len(x), -1)
-    distances = np.full(len(x), np.nan)
-    for start in range(0, len(x), batch_size):
-        clean = tf.constant(x[start : start + batch_size])
-        labels = tf.constant(y[start : start + batch_size])
-        x_adv = clean
-        found = np.zeros(len(clean), dtype=bool)
-        for step in range(max_steps + 1):
-            grad, zero = gradient_is_zero(x_adv, labels)
-            newly = zero.numpy() & ~found
-            offsets = np.reshape((x_adv - clean).numpy(), (len(clean), -1))
-            distances[start : start + len(clean)][newly] = np.linalg.norm(
-                offsets[newly], axis=1
+    def search(clean, labels):
+        """Per example, the step and distance of its first zero gradient."""
+
+        def loss(x_adv):
+            z = logits(x_adv, training=False)
+            return ops.sum(
+                keras.losses.sparse_categorical_crossentropy(
+                    labels, z, from_logits=True
+                )
+            ), None
+
+        def going(step, x_adv, found, steps, distances):
+            return ops.logical_and(
+                step <= max_steps, ops.any(ops.logical_not(found))
             )
-            steps[start : start + len(clean)][newly] = step
-            found |= newly
-            if found.all() or step == max_steps:
-                break
+
+        def ascend(step, x_adv, found, steps, distances):
+            _, _, grad = backends.value_and_grad(loss, x_adv)
+            zero = ops.max(ops.abs(grad), axis=axes) <= atol
+            newly = ops.logical_and(zero, ops.logical_not(found))
+            offsets = ops.reshape(x_adv - clean, (-1, int(np.prod(x.shape[1:]))))
+            distance = ops.sqrt(ops.sum(ops.square(offsets), axis=1))
+            distances = ops.where(newly, distance, distances)
+            steps = ops.where(newly, step, steps)
+            found = ops.logical_or(found, newly)
             moved = x_adv + step_size * ascent_direction(grad, norm)
             if eps is not None:
                 moved = clean + project(moved - clean, eps, norm)
-            moved = tf.clip_by_value(moved, low, high)
+            moved = ops.clip(moved, low, high)
             # An example whose gradient vanished stays where it was found.
-            keep = tf.reshape(
-                tf.constant(found), [-1] + [1] * (len(x.shape) - 1)
-            )
-            x_adv = tf.where(keep, x_adv, moved)
+            x_adv = ops.where(expand_like(found, x_adv), x_adv, moved)
+            return step + 1, x_adv, found, steps, distances
+
+        batch = ops.shape(labels)
+        _, _, _, steps, distances = ops.while_loop(
+            going,
+            ascend,
+            (
+                ops.convert_to_tensor(0, "int32"),
+                clean,
+                ops.zeros(batch, "bool"),
+                ops.full(batch, -1, "int32"),
+                ops.full(batch, np.nan, "float32"),
+            ),
+        )
+        return steps, distances
+
+    search = backends.compile(search, backends.variables_of(logits))
+    found = [
+        search(x[start : start + batch_size], y[start : start + batch_size])
+        for start in range(0, len(x), batch_size)
+    ]
+    steps = np.concatenate([s for s, _ in found])
+    distances = np.concatenate([d for _, d in found]).astype("float64")
     share = float(np.mean(steps >= 0))
     return ZeroGradientDistance(
         mean_distance=float(np.nanmean(distances)) if share else float("nan"),

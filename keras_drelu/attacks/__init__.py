@@ -1,4 +1,4 @@
-"""Adversarial attacks on Keras models (TensorFlow backend)."""
+"""Adversarial attacks on Keras models, on TensorFlow, JAX or PyTorch."""
 
 from keras_drelu.attacks.adaptive import BPDA
 from keras_drelu.attacks.adaptive import Transfer

@@ -9,8 +9,9 @@ cannot hide the gradient.
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from keras_drelu import backends
 from keras_drelu.arguments import ArgumentTypeError
 from keras_drelu.attacks.base import Attack
 from keras_drelu.attacks.losses import cross_entropy
@@ -121,12 +122,13 @@ class BPDA(_Wrapped):
     def _surrogate(self, model):
         return straight_through_model(model)
 
-    def generate(self, x, y):
+    def _on_surrogate(self, attack):
+        inner = attack.clone(self.surrogate)
         # The scope is read when a layer is called, so when the inner
-        # attack's functions are traced; they belong to this attack alone
-        # and are only ever called (and traced) here.
-        with straight_through():
-            return self._inner.generate(x, y)
+        # attack's functions are traced (or, on PyTorch, run): each enters
+        # it inside its own trace.
+        inner._trace_scope = straight_through
+        return inner
 
     def gradient_check(self, x, y):
         """Whether BPDA's input gradient differs from the exact one, per input.
@@ -144,9 +146,13 @@ class BPDA(_Wrapped):
         Returns:
             A `GradientCheck`.
         """
-        x = tf.constant(np.asarray(x, "float32"))
+        x = np.asarray(x, "float32")
         y = np.asarray(y, "int64")
-        with record_inputs() as recorded, straight_through():
+        # The caps' inputs, from an eager pass: a gradient's trace (JAX)
+        # holds no values to record.
+        with record_inputs() as recorded:
+            self.surrogate(x, training=False)
+        with straight_through():
             through = _input_gradient(self.surrogate, x, y)
         exact = _input_gradient(self.model, x, y)
         scale = np.maximum(
@@ -176,13 +182,11 @@ class GradientCheck:
 
 
 def _input_gradient(model, x, y):
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        loss = tf.reduce_sum(cross_entropy(model(x, training=False), y))
-    gradient = tape.gradient(
-        loss, x, unconnected_gradients=tf.UnconnectedGradients.ZERO
-    )
-    return gradient.numpy().reshape(len(y), -1)
+    def loss(x):
+        return ops.sum(cross_entropy(model(x, training=False), y)), None
+
+    _, _, gradient = backends.value_and_grad(loss, x)
+    return ops.convert_to_numpy(gradient).reshape(len(y), -1)
 
 
 def _clipping(model, recorded, n):

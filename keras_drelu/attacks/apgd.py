@@ -3,19 +3,21 @@
 import itertools
 import types
 
-import tensorflow as tf
+import numpy as np
+from keras import ops
 
+from keras_drelu import backends
 from keras_drelu.arguments import check_choice
 from keras_drelu.arguments import check_number
 from keras_drelu.arguments import check_positive
+from keras_drelu.attacks import randomness
 from keras_drelu.attacks.base import Attack
-from keras_drelu.attacks.base import compile_per_instance
 from keras_drelu.attacks.losses import cross_entropy
 from keras_drelu.attacks.losses import dlr
+from keras_drelu.attacks.losses import misclassified
 from keras_drelu.attacks.losses import targeted_dlr
-from keras_drelu.attacks.pgd import _expand_like
-from keras_drelu.attacks.pgd import _misclassified
 from keras_drelu.attacks.pgd import ascent_direction
+from keras_drelu.attacks.pgd import expand_like
 from keras_drelu.attacks.pgd import project
 from keras_drelu.attacks.targets import target_classes
 
@@ -100,6 +102,7 @@ class APGD(Attack):
     """
 
     transfer_settings = types.MappingProxyType({"keep": "highest-loss"})
+    compile_batch = False
 
     def __init__(
         self,
@@ -123,14 +126,6 @@ class APGD(Attack):
             "momentum", momentum, low=0, high=1, closed="right"
         )
         self.keep = check_choice("keep", keep, KEEP)
-        self._rng = (
-            tf.random.Generator.from_non_deterministic_state()
-            if self.seed is None
-            else tf.random.Generator.from_seed(self.seed)
-        )
-        self._compiled_run = compile_per_instance(self._run)
-        # Only single runs are compiled; see `_attack_batch`.
-        self._compiled = self._attack_batch
 
     @property
     def name(self):
@@ -165,93 +160,93 @@ class APGD(Attack):
     def _targets(self, x, y):
         return y[None]
 
-    def _attack_batch(self, x, y):
+    def _attack_batch(self, x, y, keys):
         # Runs (one per target and restart) are compiled one by one and
-        # chained eagerly: nesting their loop inside another compiled loop
-        # doubles the time per step on CPU, and unrolling them multiplies
-        # the tracing time.
+        # chained on the host: nesting their loop inside another compiled
+        # loop doubles the time per step of TensorFlow on CPU, and
+        # unrolling them multiplies the tracing time.
+        run = self._compiled("_run")
         x_kept = x
-        fooled = tf.zeros(tf.shape(y), tf.bool)
-        best = tf.fill(tf.shape(y), -float("inf"))
-        for target in tf.unstack(self._targets(x, y)):
-            for _ in range(self.restarts):
-                x_adv = self._compiled_run(x, y, target)
-                logits = self.logits(x_adv)
+        fooled = np.zeros(len(y), bool)
+        best = np.full(len(y), -np.inf, "float32")
+        for index, target in enumerate(self._targets(x, y)):
+            for restart in range(self.restarts):
+                stream = index * self.restarts + restart
+                x_adv, score, wrong = run(
+                    x, y, target, randomness.stream(keys, stream)
+                )
                 if self.keep == "highest-loss":
-                    score = self._score(logits, y)
                     keep = score > best
-                    best = tf.where(keep, score, best)
+                    best = np.where(keep, score, best)
                 else:
                     # Unfooled inputs carry the latest run's best-loss point.
-                    keep = tf.logical_not(fooled)
-                    fooled = tf.logical_or(fooled, _misclassified(logits, y))
-                x_kept = tf.where(_expand_like(keep, x), x_adv, x_kept)
+                    keep = ~fooled
+                    fooled = fooled | wrong
+                x_kept = np.where(_rows(keep, x), x_adv, x_kept)
         return x_kept
 
-    def _random_start(self, x):
+    def _random_start(self, x, keys):
+        features = tuple(x.shape[1:])
         if self.norm == "linf":
-            t = self._rng.uniform(tf.shape(x), -1.0, 1.0)
-            axes = tf.range(1, tf.rank(x))
-            scale = tf.reduce_max(tf.abs(t), axis=axes, keepdims=True)
-            return self.eps * t / tf.maximum(scale, 1e-12)
-        t = self._rng.normal(tf.shape(x))
+            t = randomness.uniform(keys, features, minval=-1.0, maxval=1.0)
+            axes = tuple(range(1, len(x.shape)))
+            scale = ops.max(ops.abs(t), axis=axes, keepdims=True)
+            return self.eps * t / ops.maximum(scale, 1e-12)
+        t = randomness.normal(keys, features)
         return project(t * 1e6, self.eps, "l2")
 
     def _loss_and_grad(self, x_adv, y, target):
-        with tf.GradientTape() as tape:
-            tape.watch(x_adv)
+        def loss(x_adv):
             logits = self.logits(x_adv)
-            loss = self._loss_fn(logits, y, target)
-        grad = tape.gradient(
-            loss, x_adv, unconnected_gradients=tf.UnconnectedGradients.ZERO
-        )
-        return loss, grad, _misclassified(logits, y)
+            losses = self._loss_fn(logits, y, target)
+            return ops.sum(losses), (losses, misclassified(logits, y))
 
-    def _run(self, x, y, target):
+        _, (loss, wrong), grad = backends.value_and_grad(loss, x_adv)
+        return loss, grad, wrong
+
+    def _run(self, x, y, target, keys):
+        """One run of APGD: `(x_adv, score, wrong)` per input.
+
+        `score` is `_score` at `x_adv` (for `keep="highest-loss"`), `wrong`
+        whether the model misclassifies it.
+        """
         low, high = self.clip_values
         eps = self.eps
 
         def clip(z):
-            return tf.clip_by_value(
-                x + project(z - x, eps, self.norm), low, high
-            )
+            return ops.clip(x + project(z - x, eps, self.norm), low, high)
 
         marks = checkpoints(self.steps)
-        lengths = [b - a for a, b in itertools.pairwise(marks)]
-        marks = marks[1:]
-        is_checkpoint = tf.scatter_nd(
-            [[m - 1] for m in marks],
-            tf.ones([len(marks)], tf.bool),
-            [self.steps],
-        )
-        window = tf.scatter_nd(
-            [[m - 1] for m in marks],
-            tf.constant(lengths, tf.float32),
-            [self.steps],
-        )
+        is_checkpoint = np.zeros(self.steps, bool)
+        window = np.zeros(self.steps, "float32")
+        for a, b in itertools.pairwise(marks):
+            is_checkpoint[b - 1] = True
+            window[b - 1] = b - a
+        is_checkpoint = ops.convert_to_tensor(is_checkpoint)
+        window = ops.convert_to_tensor(window)
 
-        x_adv = clip(x + self._random_start(x))
+        x_adv = clip(x + self._random_start(x, keys))
         loss, grad, wrong = self._loss_and_grad(x_adv, y, target)
-        batch = tf.shape(y)
+        batch = ops.shape(y)
         state = dict(
             x_adv=x_adv,
             x_prev=x_adv,
             grad=grad,
             loss=loss,
-            step=tf.fill(batch, 2.0 * eps),
+            step=ops.full(batch, 2.0 * eps),
             x_best=x_adv,
             grad_best=grad,
             loss_best=loss,
-            x_best_adv=tf.where(_expand_like(wrong, x), x_adv, x),
+            x_best_adv=ops.where(expand_like(wrong, x), x_adv, x),
             fooled=wrong,
-            increases=tf.zeros(batch),
+            increases=ops.zeros(batch),
             loss_best_last_check=loss,
-            reduced_last_check=tf.ones(batch, tf.bool),
+            reduced_last_check=ops.ones(batch, "bool"),
         )
 
         def body(i, s):
-            alpha = tf.where(i > 0, self.momentum, 1.0)
-            step = _expand_like(s["step"], x)
+            alpha = ops.where(i > 0, self.momentum, 1.0)
+            step = expand_like(s["step"], x)
             z = clip(s["x_adv"] + step * ascent_direction(s["grad"], self.norm))
             x_new = clip(
                 s["x_adv"]
@@ -259,56 +254,59 @@ class APGD(Attack):
                 + (1.0 - alpha) * (s["x_adv"] - s["x_prev"])
             )
             loss, grad, wrong = self._loss_and_grad(x_new, y, target)
-            first_wrong = tf.logical_and(wrong, tf.logical_not(s["fooled"]))
-            x_best_adv = tf.where(
-                _expand_like(first_wrong, x), x_new, s["x_best_adv"]
+            first_wrong = ops.logical_and(wrong, ops.logical_not(s["fooled"]))
+            x_best_adv = ops.where(
+                expand_like(first_wrong, x), x_new, s["x_best_adv"]
             )
             improved = loss > s["loss_best"]
-            x_best = tf.where(_expand_like(improved, x), x_new, s["x_best"])
-            grad_best = tf.where(
-                _expand_like(improved, x), grad, s["grad_best"]
+            x_best = ops.where(expand_like(improved, x), x_new, s["x_best"])
+            grad_best = ops.where(
+                expand_like(improved, x), grad, s["grad_best"]
             )
-            loss_best = tf.where(improved, loss, s["loss_best"])
-            increases = s["increases"] + tf.cast(loss > s["loss"], tf.float32)
+            loss_best = ops.where(improved, loss, s["loss_best"])
+            increases = s["increases"] + ops.cast(loss > s["loss"], "float32")
 
-            at_check = is_checkpoint[i]
-            oscillating = increases <= self.rho * window[i]
-            stalled = tf.logical_and(
-                tf.logical_not(s["reduced_last_check"]),
+            at_check = ops.take(is_checkpoint, i)
+            oscillating = increases <= self.rho * ops.take(window, i)
+            stalled = ops.logical_and(
+                ops.logical_not(s["reduced_last_check"]),
                 s["loss_best_last_check"] >= loss_best,
             )
-            reduce = tf.logical_and(
-                at_check, tf.logical_or(oscillating, stalled)
+            reduce = ops.logical_and(
+                at_check, ops.logical_or(oscillating, stalled)
             )
-            reduce_x = _expand_like(reduce, x)
-            return i + 1, dict(
-                x_adv=tf.where(reduce_x, x_best, x_new),
+            reduce_x = expand_like(reduce, x)
+            return dict(
+                x_adv=ops.where(reduce_x, x_best, x_new),
                 x_prev=s["x_adv"],
-                grad=tf.where(reduce_x, grad_best, grad),
+                grad=ops.where(reduce_x, grad_best, grad),
                 loss=loss,
-                step=tf.where(reduce, s["step"] / 2.0, s["step"]),
+                step=ops.where(reduce, s["step"] / 2.0, s["step"]),
                 x_best=x_best,
                 grad_best=grad_best,
                 loss_best=loss_best,
                 x_best_adv=x_best_adv,
-                fooled=tf.logical_or(s["fooled"], wrong),
-                increases=tf.where(at_check, 0.0, increases),
-                loss_best_last_check=tf.where(
+                fooled=ops.logical_or(s["fooled"], wrong),
+                increases=ops.where(at_check, 0.0, increases),
+                loss_best_last_check=ops.where(
                     at_check, loss_best, s["loss_best_last_check"]
                 ),
-                reduced_last_check=tf.where(
+                reduced_last_check=ops.where(
                     at_check, reduce, s["reduced_last_check"]
                 ),
             )
 
-        _, state = tf.while_loop(
-            lambda i, _: i < self.steps, body, (tf.constant(0), state)
-        )
+        state = ops.fori_loop(0, self.steps, body, state)
         if self.keep == "highest-loss":
-            return tf.stop_gradient(state["x_best"])
-        fooled_x = _expand_like(state["fooled"], x)
-        return tf.stop_gradient(
-            tf.where(fooled_x, state["x_best_adv"], state["x_best"])
+            x_adv = state["x_best"]
+        else:
+            fooled_x = expand_like(state["fooled"], x)
+            x_adv = ops.where(fooled_x, state["x_best_adv"], state["x_best"])
+        logits = self.logits(x_adv)
+        return (
+            ops.stop_gradient(x_adv),
+            self._score(logits, y),
+            misclassified(logits, y),
         )
 
 
@@ -367,11 +365,19 @@ class APGDT(APGD):
         return dlr(logits, y)
 
     def _targets(self, x, y):
-        logits = self.logits(x)
-        classes = logits.shape[-1]
-        if classes < 4:
+        if self._n_classes < 4:
             raise ValueError(
                 "APGD-T needs a model with at least 4 classes. Received: "
-                f"{classes} classes"
+                f"{self._n_classes} classes"
             )
-        return target_classes(logits, self.n_target_classes)
+        return self._compiled("_target_classes")(x).T
+
+    def _target_classes(self, x):
+        """`target_classes` of `x`, one row per input."""
+        targets = target_classes(self.logits(x), self.n_target_classes)
+        return ops.transpose(targets)
+
+
+def _rows(mask, x):
+    """A numpy `mask` `(batch,)` shaped to broadcast against `x`."""
+    return mask.reshape((-1,) + (1,) * (x.ndim - 1))

@@ -1,13 +1,15 @@
 """The `Attack` base class: a uniform constructor and batched `generate`."""
 
-import functools
+import contextlib
 import math
+import secrets
 import types
 import warnings
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from keras_drelu import backends
 from keras_drelu.arguments import ArgumentTypeError
 from keras_drelu.arguments import check_choice
 from keras_drelu.arguments import check_clip_values
@@ -16,6 +18,7 @@ from keras_drelu.arguments import check_labels
 from keras_drelu.arguments import check_positive
 from keras_drelu.arguments import check_seed
 from keras_drelu.arguments import check_within
+from keras_drelu.attacks import randomness
 from keras_drelu.outputs import final_softmax
 from keras_drelu.outputs import logits_model
 from keras_drelu.outputs import outputs_probabilities
@@ -24,24 +27,23 @@ NORMS = ("linf", "l2")
 OUTPUTS = ("auto", "logits", "probabilities")
 
 
-def compile_per_instance(method):
-    """`tf.function` of a bound method, traced apart from other instances.
-
-    TensorFlow counts traces per code object and warns about "excessive
-    retracing" when several attack instances trace the same method once
-    each, as an evaluation suite does by design. A `functools.partial` has
-    no code object, so each instance is counted on its own.
-    """
-    return tf.function(functools.partial(method), reduce_retracing=True)
-
-
 class Attack:
     """Base class of every attack: numpy in, numpy out, graph-compiled.
 
-    A subclass implements `_attack_batch(x, y)` in TensorFlow; the base class
-    checks the inputs (finite, within `clip_values`) and labels (classes of
-    the model), batches the inputs and compiles that method with
-    `tf.function` (one trace per batch shape). Inputs may have any shape.
+    A subclass implements `_attack_batch(x, y, keys)` in `keras.ops`; the
+    base class checks the inputs (finite, within `clip_values`) and labels
+    (classes of the model), batches the inputs and compiles that method
+    for the backend (`keras_drelu.backends.compile`: `tf.function` on
+    TensorFlow, `jax.jit` over the model's current weights on JAX, eager on
+    PyTorch). Inputs may have any shape. An attack made of runs chained on
+    the host (APGD, FAB-T) sets `compile_batch = False` and compiles each
+    run with `self._compiled(name)`.
+
+    The randomness of an input is drawn from the seed and the input's place
+    in the `generate` call (`keras_drelu.attacks.randomness`): the same on
+    every backend and however the batch is split over devices. A seeded
+    attack gives the same examples on every call; with `seed=None` each
+    call draws a new seed.
 
     `self.logits(x)` gives the model's logits. For a model ending in a
     softmax (`keras_drelu.outputs.final_softmax`) they are the outputs of
@@ -82,6 +84,8 @@ class Attack:
     min_classes = 2
     # Settings a `Transfer` gives this attack on the surrogate it runs on.
     transfer_settings = types.MappingProxyType({})
+    # Whether `_attack_batch` is compiled whole.
+    compile_batch = True
 
     @property
     def kind(self):
@@ -122,7 +126,9 @@ class Attack:
         self._logits_fn = None
         self._n_classes = None
         self._find_logits(sample=None)
-        self._compiled = compile_per_instance(self._attack_batch)
+        self._functions = {}
+        # The scope compiled functions are traced in (BPDA's straight-through).
+        self._trace_scope = contextlib.nullcontext
 
     def get_config(self):
         """The constructor arguments other than `model`."""
@@ -231,28 +237,54 @@ class Attack:
         check_within(x, self.clip_values)
         check_labels(y, self._inspect(x))
         y = y.astype("int32")
+        seed = secrets.randbits(32) if self.seed is None else self.seed
+        keys = randomness.keys(seed, len(x))
+        attack = (
+            self._compiled("_attack_batch")
+            if self.compile_batch
+            else self._attack_batch
+        )
         return self._collect(
             [
-                self._compiled(
-                    tf.constant(x[i : i + self.batch_size]),
-                    tf.constant(y[i : i + self.batch_size]),
+                attack(
+                    x[i : i + self.batch_size],
+                    y[i : i + self.batch_size],
+                    keys[i : i + self.batch_size],
                 )
                 for i in range(0, len(x), self.batch_size)
             ]
         )
 
     def _collect(self, batches):
-        """The numpy result of `generate` from the results of the batches."""
-        return np.concatenate([batch.numpy() for batch in batches])
+        """The result of `generate` from the (numpy) results of the batches."""
+        return np.concatenate(batches)
 
-    def _attack_batch(self, x, y):
+    def _compiled(self, name):
+        """The method `name`, compiled once per attack (numpy in and out).
+
+        It reads the current weights of the model (and of the model its
+        logits come from), and is traced inside `self._trace_scope()`.
+        """
+        if name not in self._functions:
+            method = getattr(self, name)
+
+            def traced(*args):
+                with self._trace_scope():
+                    return method(*args)
+
+            self._functions[name] = backends.compile(
+                traced, backends.variables_of(self.model, self._logits_fn)
+            )
+        return self._functions[name]
+
+    def _attack_batch(self, x, y, keys):
         raise NotImplementedError(
             f"{type(self).__name__} should implement `_attack_batch`."
         )
 
 
 def _log_probabilities(p):
-    return tf.math.log(tf.maximum(p, 1e-30))
+    return ops.log(ops.maximum(p, 1e-30))
 
 
 def _below_softmax(model):

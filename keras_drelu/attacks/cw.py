@@ -3,14 +3,15 @@
 import math
 import types
 
-import tensorflow as tf
+from keras import ops
 
+from keras_drelu import backends
 from keras_drelu.arguments import check_choice
 from keras_drelu.arguments import check_non_negative
 from keras_drelu.arguments import check_positive
 from keras_drelu.attacks.base import Attack
 from keras_drelu.attacks.losses import margin
-from keras_drelu.attacks.pgd import _expand_like
+from keras_drelu.attacks.pgd import expand_like
 from keras_drelu.attacks.pgd import project
 
 
@@ -109,89 +110,81 @@ class CarliniWagnerL2(Attack):
 
     def _to_input(self, w):
         low, high = self.clip_values
-        return low + (high - low) * (tf.tanh(w) + 1.0) / 2.0
+        return low + (high - low) * (ops.tanh(w) + 1.0) / 2.0
 
     def _optimise(self, x, y, w0, const, best_l2, best):
         """Adam on `w` for one constant; updates the smallest successes."""
         beta1, beta2, adam_eps = 0.9, 0.999, 1e-8
-        batch = tf.shape(y)[0]
+        axes = tuple(range(1, len(x.shape)))
 
-        def step(t, w, m, v, best_l2, best, found):
-            with tf.GradientTape() as tape:
-                tape.watch(w)
-                x_adv = self._to_input(w)
-                gap = -margin(self.logits(x_adv), y)
-                l2sq = tf.reduce_sum(
-                    tf.reshape(tf.square(x_adv - x), [batch, -1]), axis=1
-                )
-                loss = tf.reduce_sum(
-                    l2sq + const * tf.maximum(gap + self.confidence, 0.0)
-                )
+        def objective(w):
+            x_adv = self._to_input(w)
+            gap = -margin(self.logits(x_adv), y)
+            l2sq = ops.sum(ops.square(x_adv - x), axis=axes)
+            loss = ops.sum(
+                l2sq + const * ops.maximum(gap + self.confidence, 0.0)
+            )
+            return loss, (x_adv, gap, l2sq)
+
+        def step(t, state):
+            w, m, v, best_l2, best, found = state
+            _, (x_adv, gap, l2sq), grad = backends.value_and_grad(objective, w)
             # Strict, as the evaluation's argmax: a tie is not a success.
             success = gap + self.confidence < 0.0
-            l2 = tf.sqrt(l2sq)
-            better = success & (l2 < best_l2)
-            best_l2 = tf.where(better, l2, best_l2)
-            best = tf.where(_expand_like(better, x), x_adv, best)
-            found = found | success
+            l2 = ops.sqrt(l2sq)
+            better = ops.logical_and(success, l2 < best_l2)
+            best_l2 = ops.where(better, l2, best_l2)
+            best = ops.where(expand_like(better, x), x_adv, best)
+            found = ops.logical_or(found, success)
             # Adam written out: its state must restart with every constant
             # and live inside the compiled loop.
-            grad = tape.gradient(loss, w)
-            t = t + 1.0
+            t = ops.cast(t + 1, "float32")
             m = beta1 * m + (1.0 - beta1) * grad
-            v = beta2 * v + (1.0 - beta2) * tf.square(grad)
+            v = beta2 * v + (1.0 - beta2) * ops.square(grad)
             m_hat = m / (1.0 - beta1**t)
             v_hat = v / (1.0 - beta2**t)
-            w = w - self.learning_rate * m_hat / (tf.sqrt(v_hat) + adam_eps)
-            return t, w, m, v, best_l2, best, found
+            w = w - self.learning_rate * m_hat / (ops.sqrt(v_hat) + adam_eps)
+            return w, m, v, best_l2, best, found
 
-        zeros = tf.zeros_like(x)
-        _, _, _, _, best_l2, best, found = tf.while_loop(
-            lambda t, *_: t < self.max_iterations,
+        zeros = ops.zeros_like(x)
+        _, _, _, best_l2, best, found = ops.fori_loop(
+            0,
+            self.max_iterations,
             step,
-            (
-                tf.constant(0.0),
-                w0,
-                zeros,
-                zeros,
-                best_l2,
-                best,
-                tf.zeros(tf.shape(y), tf.bool),
-            ),
+            (w0, zeros, zeros, best_l2, best, ops.zeros(ops.shape(y), "bool")),
         )
         return best_l2, best, found
 
-    def _attack_batch(self, x, y):
+    def _attack_batch(self, x, y, keys):
         low, high = self.clip_values
-        w0 = tf.atanh(
-            tf.clip_by_value(
-                2.0 * (x - low) / (high - low) - 1.0, -0.999999, 0.999999
-            )
+        w0 = ops.arctanh(
+            ops.clip(2.0 * (x - low) / (high - low) - 1.0, -0.999999, 0.999999)
         )
-        batch = tf.shape(y)
+        batch = ops.shape(y)
 
-        def search(s, lower, upper, const, best_l2, best):
+        def search(s, state):
+            lower, upper, const, best_l2, best = state
             best_l2, best, found = self._optimise(
                 x, y, w0, const, best_l2, best
             )
-            upper = tf.where(found, tf.minimum(upper, const), upper)
-            lower = tf.where(found, lower, tf.maximum(lower, const))
-            const = tf.where(
-                tf.math.is_finite(upper), (lower + upper) / 2.0, const * 10.0
+            upper = ops.where(found, ops.minimum(upper, const), upper)
+            lower = ops.where(found, lower, ops.maximum(lower, const))
+            const = ops.where(
+                ops.isfinite(upper), (lower + upper) / 2.0, const * 10.0
             )
-            return s + 1, lower, upper, const, best_l2, best
+            return lower, upper, const, best_l2, best
 
-        *_, best = tf.while_loop(
-            lambda s, *_: s < self.binary_search_steps,
+        *_, best = ops.fori_loop(
+            0,
+            self.binary_search_steps,
             search,
             (
-                tf.constant(0),
-                tf.zeros(batch),
-                tf.fill(batch, math.inf),
-                tf.fill(batch, self.initial_const),
-                tf.fill(batch, math.inf),
+                ops.zeros(batch),
+                ops.full(batch, math.inf),
+                ops.full(batch, self.initial_const),
+                ops.full(batch, math.inf),
                 x,
             ),
         )
         delta = project(best - x, self.eps, "l2")
-        return tf.clip_by_value(x + delta, low, high)
+        return ops.clip(x + delta, low, high)

@@ -2,22 +2,24 @@
 
 import math
 
-import tensorflow as tf
+import numpy as np
+from keras import ops
 
+from keras_drelu import backends
 from keras_drelu.arguments import check_number
 from keras_drelu.arguments import check_positive
+from keras_drelu.attacks import randomness
 from keras_drelu.attacks.base import Attack
-from keras_drelu.attacks.base import compile_per_instance
-from keras_drelu.attacks.pgd import _expand_like
-from keras_drelu.attacks.pgd import _misclassified
+from keras_drelu.attacks.losses import misclassified
+from keras_drelu.attacks.pgd import expand_like
 from keras_drelu.attacks.targets import target_classes
 
 
 def _norm(t, norm):
     return (
-        tf.reduce_max(tf.abs(t), axis=1)
+        ops.max(ops.abs(t), axis=1)
         if norm == "linf"
-        else tf.sqrt(tf.reduce_sum(tf.square(t), axis=1))
+        else ops.sqrt(ops.sum(ops.square(t), axis=1))
     )
 
 
@@ -40,11 +42,11 @@ def project_to_hyperplane(t, w, b, norm, clip_values):
     >>> b = np.array([1.8], "float32")  # w.t = 1.4: move by 0.4 in all
     >>> for norm in ("l2", "linf"):
     ...     d = project_to_hyperplane(t, w, b, norm, (0.0, 1.0))
-    ...     print(norm, np.round(d.numpy().astype(float), 3).tolist())
+    ...     print(norm, np.round(np.asarray(d).astype(float), 3).tolist())
     l2 [[0.3, 0.1]]
     linf [[0.3, 0.1]]
     >>> d = project_to_hyperplane(t, w, b, "l2", (0.0, 10.0))  # box too far
-    >>> np.round(d.numpy().astype(float), 3).tolist()
+    >>> np.round(np.asarray(d).astype(float), 3).tolist()
     [[0.2, 0.2]]
 
     Args:
@@ -57,43 +59,41 @@ def project_to_hyperplane(t, w, b, norm, clip_values):
     Returns:
         The steps `d`, shaped like `t`.
     """
-    t, w, b = (tf.convert_to_tensor(v, tf.float32) for v in (t, w, b))
+    t, w, b = (ops.convert_to_tensor(v, "float32") for v in (t, w, b))
     low, high = clip_values
-    gap = b - tf.reduce_sum(w * t, axis=1)
-    direction = tf.sign(gap)[:, None] * tf.sign(w)
-    room = tf.where(direction > 0, high - t, t - low)
-    room = tf.where(direction == 0, 0.0, room)
+    gap = b - ops.sum(w * t, axis=1)
+    direction = ops.sign(gap)[:, None] * ops.sign(w)
+    room = ops.where(direction > 0, high - t, t - low)
+    room = ops.where(direction == 0, 0.0, room)
     moving = w != 0
-    rate = tf.abs(w) if norm == "l2" else tf.cast(moving, tf.float32)
-    gain = tf.abs(w)
-    need = tf.abs(gap)
-    breaks = tf.where(
-        moving, room / tf.where(moving, rate, 1.0), math.inf
+    rate = ops.abs(w) if norm == "l2" else ops.cast(moving, "float32")
+    gain = ops.abs(w)
+    need = ops.abs(gap)
+    breaks = ops.where(moving, room / ops.where(moving, rate, 1.0), math.inf)
+    order = ops.argsort(breaks, axis=1)
+    breaks = ops.take_along_axis(breaks, order, axis=1)
+    slope = ops.take_along_axis(gain * rate, order, axis=1)
+    held = ops.take_along_axis(gain * room, order, axis=1)
+    slope_left = ops.sum(slope, axis=1, keepdims=True) - (
+        ops.cumsum(slope, axis=1) - slope
     )
-    order = tf.argsort(breaks, axis=1)
-    breaks = tf.gather(breaks, order, batch_dims=1)
-    slope = tf.gather(gain * rate, order, batch_dims=1)
-    held = tf.gather(gain * room, order, batch_dims=1)
-    slope_left = tf.reduce_sum(slope, axis=1, keepdims=True) - tf.cumsum(
-        slope, axis=1, exclusive=True
-    )
-    held_before = tf.cumsum(held, axis=1, exclusive=True)
+    held_before = ops.cumsum(held, axis=1) - held
     # The gain when `lam` reaches each breakpoint; it never decreases.
-    reached = tf.where(
-        tf.math.is_finite(breaks),
+    reached = ops.where(
+        ops.isfinite(breaks),
         breaks * (slope_left - slope) + held_before + held,
         math.inf,
     )
-    segment = tf.reduce_sum(
-        tf.cast(reached < need[:, None], tf.int32), axis=1, keepdims=True
+    segment = ops.sum(
+        ops.cast(reached < need[:, None], "int32"), axis=1, keepdims=True
     )
-    segment = tf.minimum(segment, tf.shape(t)[1] - 1)
-    lam = (need[:, None] - tf.gather(held_before, segment, batch_dims=1)) / (
-        tf.maximum(tf.gather(slope_left, segment, batch_dims=1), 1e-30)
+    segment = ops.minimum(segment, t.shape[1] - 1)
+    lam = (need[:, None] - ops.take_along_axis(held_before, segment, axis=1)) / (
+        ops.maximum(ops.take_along_axis(slope_left, segment, axis=1), 1e-30)
     )
-    d = direction * tf.minimum(lam * rate, room)
-    corner = need >= tf.reduce_sum(gain * room, axis=1)
-    return tf.where(corner[:, None], direction * room, d)
+    d = direction * ops.minimum(lam * rate, room)
+    corner = need >= ops.sum(gain * room, axis=1)
+    return ops.where(corner[:, None], direction * room, d)
 
 
 class FABT(Attack):
@@ -143,6 +143,7 @@ class FABT(Attack):
     """
 
     name = "FAB-T"
+    compile_batch = False
 
     def __init__(
         self,
@@ -170,14 +171,6 @@ class FABT(Attack):
         self.beta = check_number(
             "beta", beta, low=0, high=1, closed="neither"
         )
-        self._rng = (
-            tf.random.Generator.from_non_deterministic_state()
-            if self.seed is None
-            else tf.random.Generator.from_seed(self.seed)
-        )
-        self._compiled_run = compile_per_instance(self._run)
-        # Runs are compiled one by one; see `APGD._attack_batch`.
-        self._compiled = self._attack_batch
 
     def get_config(self):
         config = super().get_config()
@@ -191,103 +184,97 @@ class FABT(Attack):
         )
         return config
 
-    def _attack_batch(self, x, y):
-        x_kept = x
+    def _clean(self, x, y):
+        """Per input, its target classes (a row) and whether it is wrong."""
         logits = self.logits(x)
-        # Inputs misclassified from the start need no attack.
-        fooled = _misclassified(logits, y)
         targets = target_classes(logits, self.n_target_classes)
-        for target in tf.unstack(targets):
+        return ops.transpose(targets), misclassified(logits, y)
+
+    def _attack_batch(self, x, y, keys):
+        # Runs are compiled one by one, each on the inputs no earlier run
+        # misclassified; see `APGD._attack_batch`.
+        run = self._compiled("_run")
+        x_kept = np.array(x)
+        targets, fooled = self._compiled("_clean")(x, y)
+        # Inputs misclassified from the start need no attack.
+        for index, target in enumerate(targets.T):
             for restart in range(self.restarts):
-                left = tf.where(tf.logical_not(fooled))[:, 0]
+                left = np.flatnonzero(~fooled)
                 if not len(left):
                     return x_kept
-                x_left = tf.gather(x, left)
-                x_start = (
-                    x_left if restart == 0 else self._random_start(x_left)
-                )
-                x_adv, distance = self._compiled_run(
-                    x_left, tf.gather(y, left), tf.gather(target, left),
-                    x_start,
-                )
-                found = tf.where(distance <= self.eps)[:, 0]
-                at = tf.gather(left, found)[:, None]
-                x_kept = tf.tensor_scatter_nd_update(
-                    x_kept, at, tf.gather(x_adv, found)
-                )
-                fooled = tf.tensor_scatter_nd_update(
-                    fooled, at, tf.ones_like(found, tf.bool)
-                )
+                x_start = x[left]
+                if restart:
+                    stream = randomness.stream(
+                        keys[left], index * self.restarts + restart
+                    )
+                    x_start = self._compiled("_random_start")(x[left], stream)
+                x_adv, distance = run(x[left], y[left], target[left], x_start)
+                found = distance <= self.eps
+                x_kept[left[found]] = x_adv[found]
+                fooled[left[found]] = True
         return x_kept
 
-    def _random_start(self, x):
+    def _random_start(self, x, keys):
         low, high = self.clip_values
         radius = 0.5 * min(self.eps, high - low)
+        features = tuple(x.shape[1:])
         if self.norm == "linf":
-            t = self._rng.uniform(tf.shape(x), -1.0, 1.0)
+            t = randomness.uniform(keys, features, minval=-1.0, maxval=1.0)
         else:
-            t = self._rng.normal(tf.shape(x))
-        flat = tf.reshape(t, [tf.shape(x)[0], -1])
-        size = _expand_like(_norm(flat, self.norm), x)
-        return tf.clip_by_value(
-            x + radius * t / tf.maximum(size, 1e-12), low, high
-        )
+            t = randomness.normal(keys, features)
+        flat = ops.reshape(t, (-1, int(np.prod(features))))
+        size = expand_like(_norm(flat, self.norm), t)
+        return ops.clip(x + radius * t / ops.maximum(size, 1e-12), low, high)
 
     def _run(self, x, y, target, x_start):
         low, high = self.clip_values
-        batch = tf.shape(x)[0]
+        batch = ops.shape(x)[0]
+        features = int(np.prod(x.shape[1:]))
 
         def flat(t):
-            return tf.reshape(t, [batch, -1])
+            return ops.reshape(t, (-1, features))
 
-        def body(i, x_k, best, distance):
-            with tf.GradientTape() as tape:
-                tape.watch(x_k)
-                logits = self.logits(x_k)
-                difference = tf.gather(
-                    logits, target, batch_dims=1
-                ) - tf.gather(logits, y, batch_dims=1)
-            grad = flat(
-                tape.gradient(
-                    difference, x_k,
-                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
-                )
-            )
-            offset = tf.reduce_sum(grad * flat(x_k), axis=1) - difference
+        def difference(x_k):
+            logits = self.logits(x_k)
+            index = ops.stack([target, y], axis=1)
+            pair = ops.take_along_axis(logits, ops.cast(index, "int32"), axis=1)
+            return ops.sum(pair[:, 0] - pair[:, 1]), pair[:, 0] - pair[:, 1]
+
+        def body(i, carry):
+            x_k, best, distance = carry
+            _, gap, grad = backends.value_and_grad(difference, x_k)
+            grad = flat(grad)
+            offset = ops.sum(grad * flat(x_k), axis=1) - gap
             d_k = project_to_hyperplane(
                 flat(x_k), grad, offset, self.norm, self.clip_values
             )
             d_0 = project_to_hyperplane(
                 flat(x), grad, offset, self.norm, self.clip_values
             )
-            size_k = tf.maximum(_norm(d_k, self.norm), 1e-8)
-            size_0 = tf.maximum(_norm(d_0, self.norm), 1e-8)
-            alpha = tf.minimum(size_k / (size_k + size_0), self.alpha_max)
-            alpha = _expand_like(alpha, x)
-            x_k = tf.clip_by_value(
-                (1.0 - alpha) * (x_k + self.eta * tf.reshape(d_k, tf.shape(x)))
-                + alpha * (x + self.eta * tf.reshape(d_0, tf.shape(x))),
+            size_k = ops.maximum(_norm(d_k, self.norm), 1e-8)
+            size_0 = ops.maximum(_norm(d_0, self.norm), 1e-8)
+            alpha = ops.minimum(size_k / (size_k + size_0), self.alpha_max)
+            alpha = expand_like(alpha, x)
+            x_k = ops.clip(
+                (1.0 - alpha) * (x_k + self.eta * ops.reshape(d_k, ops.shape(x)))
+                + alpha * (x + self.eta * ops.reshape(d_0, ops.shape(x))),
                 low,
                 high,
             )
-            wrong = _misclassified(self.logits(x_k), y)
+            wrong = misclassified(self.logits(x_k), y)
             size = _norm(flat(x_k - x), self.norm)
-            closer = wrong & (size < distance)
-            best = tf.where(_expand_like(closer, x), x_k, best)
-            distance = tf.where(closer, size, distance)
-            x_k = tf.where(
-                _expand_like(wrong, x), x + self.beta * (x_k - x), x_k
+            closer = ops.logical_and(wrong, size < distance)
+            best = ops.where(expand_like(closer, x), x_k, best)
+            distance = ops.where(closer, size, distance)
+            x_k = ops.where(
+                expand_like(wrong, x), x + self.beta * (x_k - x), x_k
             )
-            return (
-                i + 1,
-                tf.ensure_shape(x_k, x.shape),
-                tf.ensure_shape(best, x.shape),
-                tf.ensure_shape(distance, y.shape),
-            )
+            return x_k, best, distance
 
-        _, _, best, distance = tf.while_loop(
-            lambda i, *_: i < self.steps,
+        _, best, distance = ops.fori_loop(
+            0,
+            self.steps,
             body,
-            (tf.constant(0), x_start, x, tf.fill([batch], math.inf)),
+            (ops.convert_to_tensor(x_start), x, ops.full((batch,), math.inf)),
         )
-        return tf.stop_gradient(best), distance
+        return ops.stop_gradient(best), distance

@@ -1,7 +1,8 @@
 """The Fast Gradient Sign Method (Goodfellow et al., 2015)."""
 
-import tensorflow as tf
+from keras import ops
 
+from keras_drelu import backends
 from keras_drelu.attacks.base import Attack
 from keras_drelu.attacks.losses import cross_entropy
 from keras_drelu.attacks.pgd import ascent_direction
@@ -36,15 +37,14 @@ class FGSM(Attack):
     name = "FGSM"
     kind = "single-step"
 
-    def _attack_batch(self, x, y):
+    def _attack_batch(self, x, y, keys):
         low, high = self.clip_values
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(cross_entropy(self.logits(x), y))
-        grad = tape.gradient(
-            loss, x, unconnected_gradients=tf.UnconnectedGradients.ZERO
-        )
+
+        def loss(x):
+            return ops.sum(cross_entropy(self.logits(x), y)), None
+
+        _, _, grad = backends.value_and_grad(loss, x)
         delta = project(
             self.eps * ascent_direction(grad, self.norm), self.eps, self.norm
         )
-        return tf.clip_by_value(x + delta, low, high)
+        return ops.clip(x + delta, low, high)

@@ -4,7 +4,8 @@ Every function takes logits `z` of shape `(batch, classes)` and integer
 labels `y`, and returns one loss per example; attacks maximise them.
 """
 
-import tensorflow as tf
+import numpy as np
+from keras import ops
 
 
 def cross_entropy(logits, y):
@@ -17,19 +18,21 @@ def cross_entropy(logits, y):
     >>> round(float(cross_entropy(z, np.array([0]))[0]), 4)
     0.2395
     """
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(y, tf.int32), logits=logits
+    return ops.sparse_categorical_crossentropy(
+        ops.cast(y, "int32"), logits, from_logits=True
     )
 
 
 def _true_logit(logits, y):
-    return tf.gather(logits, tf.cast(y, tf.int32), batch_dims=1)
+    index = ops.cast(y, "int32")[:, None]
+    return ops.take_along_axis(logits, index, axis=1)[:, 0]
 
 
 def _best_other_logit(logits, y):
-    logits = tf.convert_to_tensor(logits)
-    mask = tf.one_hot(tf.cast(y, tf.int32), tf.shape(logits)[1]) > 0
-    return tf.reduce_max(tf.where(mask, logits.dtype.min, logits), axis=1)
+    logits = ops.convert_to_tensor(logits)
+    lowest = float(np.finfo(ops.dtype(logits)).min)
+    mask = ops.one_hot(ops.cast(y, "int32"), logits.shape[1]) > 0
+    return ops.max(ops.where(mask, lowest, logits), axis=1)
 
 
 def margin(logits, y):
@@ -42,6 +45,7 @@ def margin(logits, y):
     >>> float(margin(z, np.array([0]))[0])
     1.0
     """
+    logits = ops.convert_to_tensor(logits)
     return _best_other_logit(logits, y) - _true_logit(logits, y)
 
 
@@ -62,8 +66,8 @@ def dlr(logits, y):
     >>> float(dlr(z, np.array([0]))[0])
     -0.5
     """
-    logits = tf.convert_to_tensor(logits)
-    top = tf.math.top_k(logits, k=3).values
+    logits = ops.convert_to_tensor(logits)
+    top = ops.top_k(logits, k=3)[0]
     return margin(logits, y) / (top[:, 0] - top[:, 2] + 1e-12)
 
 
@@ -83,7 +87,13 @@ def targeted_dlr(logits, y, target):
     >>> float(targeted_dlr(z, np.array([0]), np.array([1]))[0])
     -0.5
     """
-    logits = tf.convert_to_tensor(logits)
-    top = tf.math.top_k(logits, k=4).values
+    logits = ops.convert_to_tensor(logits)
+    top = ops.top_k(logits, k=4)[0]
     difference = _true_logit(logits, target) - _true_logit(logits, y)
     return difference / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
+
+
+def misclassified(logits, y):
+    """Per example, whether the largest logit is not that of `y`."""
+    predicted = ops.cast(ops.argmax(logits, axis=1), "int32")
+    return ops.not_equal(predicted, ops.cast(y, "int32"))

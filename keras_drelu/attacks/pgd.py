@@ -1,19 +1,24 @@
 """Projected gradient descent (Madry et al., 2018), L-inf and L2.
 
-`projected_gradient_descent` is the graph-friendly core: a pure TensorFlow
-function of a per-example loss, used both by the `PGD` attack and inside the
-`train_step` of adversarial training. Written by hand because no library
-offers a Keras 3 attack that compiles into a `tf.function`.
+`projected_gradient_descent` is the graph-friendly core: a function of a
+per-example loss in `keras.ops`, used both by the `PGD` attack and inside
+the `train_step` of adversarial training, on any backend
+(`keras_drelu.backends`). Written by hand because no library offers a Keras
+3 attack that compiles into a `tf.function` or a `jax.jit`.
 """
 
-import tensorflow as tf
+import numpy as np
+from keras import ops
 
+from keras_drelu import backends
 from keras_drelu.arguments import check_bool
 from keras_drelu.arguments import check_choice
 from keras_drelu.arguments import check_positive
+from keras_drelu.attacks import randomness
 from keras_drelu.attacks.base import NORMS
 from keras_drelu.attacks.base import Attack
 from keras_drelu.attacks.losses import cross_entropy
+from keras_drelu.attacks.losses import misclassified
 
 
 def _check_norm(norm):
@@ -21,40 +26,93 @@ def _check_norm(norm):
 
 
 def _per_example_l2(t):
-    axes = tf.range(1, tf.rank(t))
-    return tf.sqrt(tf.reduce_sum(tf.square(t), axis=axes, keepdims=True))
+    axes = tuple(range(1, len(t.shape)))
+    return ops.sqrt(ops.sum(ops.square(t), axis=axes, keepdims=True))
+
+
+def expand_like(mask, x):
+    """`mask` of shape `(batch,)` reshaped to broadcast against `x`."""
+    return ops.reshape(mask, (-1,) + (1,) * (len(x.shape) - 1))
 
 
 def project(delta, eps, norm):
     """Projects `delta` onto the `norm` ball of radius `eps`, per example."""
     if norm == "linf":
-        return tf.clip_by_value(delta, -eps, eps)
+        return ops.clip(delta, -eps, eps)
     norms = _per_example_l2(delta)
-    return delta * tf.minimum(1.0, eps / tf.maximum(norms, 1e-12))
+    return delta * ops.minimum(1.0, eps / ops.maximum(norms, 1e-12))
+
+
+def _ball(features, eps, norm, uniform, normal):
+    """A uniformly drawn point of the `norm` ball of radius `eps`, per row.
+
+    `uniform(shape)` and `normal(shape)` draw numbers of `shape` for every
+    row, `(batch, *shape)`.
+    """
+    if norm == "linf":
+        return eps * (2.0 * uniform(features) - 1.0)
+    direction = normal(features)
+    direction = direction / ops.maximum(_per_example_l2(direction), 1e-12)
+    dims = float(np.prod(features))
+    radius = eps * uniform((1,) * len(features)) ** (1.0 / dims)
+    return direction * radius
 
 
 def random_start(x, eps, norm, seed=None):
-    """A uniformly drawn point of the `norm` ball of radius `eps` around 0."""
-    if norm == "linf":
-        return tf.random.uniform(
-            tf.shape(x), -eps, eps, dtype=x.dtype, seed=seed
-        )
-    direction = tf.random.normal(tf.shape(x), dtype=x.dtype, seed=seed)
-    direction /= tf.maximum(_per_example_l2(direction), 1e-12)
-    dims = tf.cast(tf.reduce_prod(tf.shape(x)[1:]), x.dtype)
-    radius = eps * tf.random.uniform(
-        tf.concat([tf.shape(x)[:1], tf.ones_like(tf.shape(x)[1:])], 0),
-        dtype=x.dtype,
-        seed=seed,
-    ) ** (1.0 / dims)
-    return direction * radius
+    """A uniformly drawn point of the `norm` ball of radius `eps` around 0.
+
+    Seeded as `keras_drelu.backends.random_uniform`: `None`, an int (on
+    TensorFlow an op-level seed, new numbers on every call of a compiled
+    function) or a `keras.random.SeedGenerator` (what a `jax.jit`-compiled
+    training step needs).
+    """
+    x = ops.convert_to_tensor(x)
+    batch = ops.shape(x)[0]
+
+    def uniform(shape):
+        return backends.random_uniform((batch, *shape), dtype=x.dtype, seed=seed)
+
+    def normal(shape):
+        return backends.random_normal((batch, *shape), dtype=x.dtype, seed=seed)
+
+    return _ball(tuple(x.shape[1:]), eps, norm, uniform, normal)
+
+
+def keyed_start(x, keys, eps, norm, draw=0):
+    """`random_start` drawn from the inputs' keys (`randomness`)."""
+
+    def uniform(shape):
+        return randomness.uniform(keys, shape, draw)
+
+    def normal(shape):
+        return randomness.normal(keys, shape, draw)
+
+    return _ball(tuple(x.shape[1:]), eps, norm, uniform, normal)
 
 
 def ascent_direction(grad, norm):
     """The steepest-ascent step of unit `norm` for gradient `grad`."""
     if norm == "linf":
-        return tf.sign(grad)
-    return grad / tf.maximum(_per_example_l2(grad), 1e-12)
+        return ops.sign(grad)
+    return grad / ops.maximum(_per_example_l2(grad), 1e-12)
+
+
+def ascend(loss_fn, x, y, x_start, *, eps, step_size, steps, norm, clip_values):
+    """`steps` projected ascent steps on `loss_fn` from `x_start`.
+
+    The loop of `projected_gradient_descent`, from a given start.
+    """
+    low, high = clip_values
+
+    def loss(x_adv):
+        return ops.sum(loss_fn(x_adv, y)), None
+
+    def step(i, x_adv):
+        _, _, grad = backends.value_and_grad(loss, x_adv)
+        x_adv = x_adv + step_size * ascent_direction(grad, norm)
+        return ops.clip(x + project(x_adv - x, eps, norm), low, high)
+
+    return ops.stop_gradient(ops.fori_loop(0, steps, step, x_start))
 
 
 def projected_gradient_descent(
@@ -72,6 +130,25 @@ def projected_gradient_descent(
 ):
     """Maximises `loss_fn` within the `norm` ball of radius `eps` around `x`.
 
+    Runs on any backend and inside any compiled function: on JAX, inside a
+    jitted `train_step`, `loss_fn` calls the model with the step's variable
+    values (`model.stateless_call`, or a `keras.StatelessScope` mapping
+    them), and `seed` is a `keras.random.SeedGenerator` of the traced
+    state.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    >>> def loss_fn(x_adv, y):
+    ...     return keras.losses.sparse_categorical_crossentropy(
+    ...         y, model(x_adv), from_logits=True)
+    >>> x = np.full((3, 2), 0.5, "float32")
+    >>> x_adv = projected_gradient_descent(
+    ...     loss_fn, x, np.zeros(3, "int32"), eps=0.1, step_size=0.05, steps=3)
+    >>> bool(np.abs(keras.ops.convert_to_numpy(x_adv) - x).max() <= 0.1 + 1e-6)
+    True
+
     Args:
         loss_fn: `loss_fn(x_adv, y)` returning one loss per example; its
             gradient with respect to `x_adv` drives the ascent.
@@ -86,38 +163,23 @@ def projected_gradient_descent(
             Defaults to `True`.
         clip_values: `(low, high)` range of valid inputs. Defaults to
             `(0.0, 1.0)`.
-        seed: Optional int seed of the random start.
+        seed: Seed of the random start: `None`, an int or a
+            `keras.random.SeedGenerator` (see `random_start`). Defaults to
+            `None`.
 
     Returns:
         The adversarial batch, with no gradient attached.
     """
     _check_norm(norm)
-    x = tf.convert_to_tensor(x)
+    x = ops.convert_to_tensor(x)
     low, high = clip_values
-    eps = tf.cast(eps, x.dtype)
-    step_size = tf.cast(step_size, x.dtype)
+    x_start = x
     if random_init:
-        x_adv = tf.clip_by_value(
-            x + random_start(x, eps, norm, seed), low, high
-        )
-    else:
-        x_adv = x
-
-    def step(i, x_adv):
-        with tf.GradientTape() as tape:
-            tape.watch(x_adv)
-            loss = tf.reduce_sum(loss_fn(x_adv, y))
-        grad = tape.gradient(
-            loss, x_adv, unconnected_gradients=tf.UnconnectedGradients.ZERO
-        )
-        x_adv = x_adv + step_size * ascent_direction(grad, norm)
-        x_adv = tf.clip_by_value(x + project(x_adv - x, eps, norm), low, high)
-        return i + 1, x_adv
-
-    _, x_adv = tf.while_loop(
-        lambda i, _: i < steps, step, (tf.constant(0), x_adv)
+        x_start = ops.clip(x + random_start(x, eps, norm, seed), low, high)
+    return ascend(
+        loss_fn, x, y, x_start, eps=eps, step_size=step_size, steps=steps,
+        norm=norm, clip_values=clip_values,
     )
-    return tf.stop_gradient(x_adv)
 
 
 class PGD(Attack):
@@ -185,38 +247,24 @@ class PGD(Attack):
     def _loss(self, x_adv, y):
         return cross_entropy(self.logits(x_adv), y)
 
-    def _attack_batch(self, x, y):
+    def _attack_batch(self, x, y, keys):
+        low, high = self.clip_values
         x_best = x
-        fooled = tf.zeros(tf.shape(y), tf.bool)
+        fooled = ops.zeros(ops.shape(y), "bool")
         for restart in range(self.restarts):
-            # Same-seeded random ops draw the same numbers: offset each restart.
-            seed = None if self.seed is None else self.seed + restart
-            x_adv = projected_gradient_descent(
-                self._loss,
-                x,
-                y,
-                eps=self.eps,
-                step_size=self.step_size,
-                steps=self.steps,
-                norm=self.norm,
-                random_init=self.random_init,
+            x_start = x
+            if self.random_init:
+                start = keyed_start(x, keys, self.eps, self.norm, restart)
+                x_start = ops.clip(x + start, low, high)
+            x_adv = ascend(
+                self._loss, x, y, x_start, eps=self.eps,
+                step_size=self.step_size, steps=self.steps, norm=self.norm,
                 clip_values=self.clip_values,
-                seed=seed,
             )
-            newly = tf.logical_and(
-                tf.logical_not(fooled), _misclassified(self.logits(x_adv), y)
+            newly = ops.logical_and(
+                ops.logical_not(fooled), misclassified(self.logits(x_adv), y)
             )
-            keep = tf.logical_or(newly, tf.logical_not(fooled))
-            x_best = tf.where(_expand_like(keep, x), x_adv, x_best)
-            fooled = tf.logical_or(fooled, newly)
+            keep = ops.logical_or(newly, ops.logical_not(fooled))
+            x_best = ops.where(expand_like(keep, x), x_adv, x_best)
+            fooled = ops.logical_or(fooled, newly)
         return x_best
-
-
-def _misclassified(logits, y):
-    return tf.not_equal(tf.argmax(logits, axis=1, output_type=tf.int32), y)
-
-
-def _expand_like(mask, x):
-    """`mask` of shape `(batch,)` reshaped to broadcast against `x`."""
-    ones = tf.ones_like(tf.shape(x)[1:])
-    return tf.reshape(mask, tf.concat([tf.shape(mask), ones], 0))

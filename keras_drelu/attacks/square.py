@@ -3,14 +3,19 @@
 import math
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from keras_drelu.arguments import check_bool
 from keras_drelu.arguments import check_number
 from keras_drelu.arguments import check_positive
+from keras_drelu.attacks import randomness
 from keras_drelu.attacks.base import Attack
 from keras_drelu.attacks.losses import margin
-from keras_drelu.attacks.pgd import _expand_like
+from keras_drelu.attacks.pgd import expand_like
+
+# Random draws of an iteration `i`: `_DRAWS * (i + 1) + k`, one `k` per use
+# (the start draws with `i = -1`).
+_DRAWS = 8
 
 # `p` is halved each time the iteration index passes one of these (the
 # `p_selection` of the paper and of AutoAttack).
@@ -74,10 +79,10 @@ class _Grid:
         self.flat = self.height == 1
 
     def to_grid(self, x):
-        return tf.reshape(x, [-1, *self.shape])
+        return ops.reshape(x, (-1, *self.shape))
 
     def to_input(self, z):
-        return tf.reshape(z, [-1, *self.input_shape])
+        return ops.reshape(z, (-1, *self.input_shape))
 
     def side(self, p, smallest):
         """Side of a window covering a fraction `p` of the grid."""
@@ -92,42 +97,95 @@ class _Grid:
         return side, side
 
 
+def _ring_values(count):
+    """`v[k] = sum_{j >= k} 1 / (j + 1)^2` over `count` rings, at ring `k`."""
+    weights = 1.0 / np.square(np.arange(count) + 1.0)
+    return np.cumsum(weights[::-1])[::-1]
+
+
 def _rings(height, width):
     """Concentric rectangles of weight `1 / (k + 1)^2`, unit L2 norm.
 
     AutoAttack's `eta_rectangles`: a cell `k` rings from the centre holds
     `sum_{j >= k} 1 / (j + 1)^2`, so the values peak at the centre.
     """
-    rows = tf.abs(tf.range(height) - height // 2)
-    cols = tf.abs(tf.range(width) - width // 2)
-    ring = tf.maximum(rows[:, None], cols[None, :])
-    count = tf.maximum(height // 2 + 1, width // 2 + 1)
-    weights = 1.0 / tf.square(tf.cast(tf.range(count) + 1, tf.float32))
-    values = tf.gather(tf.cumsum(weights, reverse=True), ring)
-    return values / tf.maximum(tf.norm(values), 1e-12)
+    rows = np.abs(np.arange(height) - height // 2)
+    cols = np.abs(np.arange(width) - width // 2)
+    ring = np.maximum(rows[:, None], cols[None, :])
+    values = _ring_values(max(height // 2 + 1, width // 2 + 1))[ring]
+    return values / max(np.linalg.norm(values), 1e-12)
 
 
 def _eta(height, width, flat):
     """Square-L2's window pattern: `+` rings on one half, `-` on the other.
 
     The halves split the rows of a square window (whose pattern the attack
-    transposes at random) and the features of a flat one.
+    transposes at random) and the features of a flat one. A float32 numpy
+    array `(height, width)`.
     """
     if flat:
         half = width // 2
-        pattern = tf.concat(
+        pattern = np.concatenate(
             [_rings(height, half), -_rings(height, width - half)], axis=1
         )
     else:
         half = height // 2
-        pattern = tf.concat(
+        pattern = np.concatenate(
             [_rings(half, width), -_rings(height - half, width)], axis=0
         )
-    return pattern / tf.maximum(tf.norm(pattern), 1e-12)
+    return (pattern / max(np.linalg.norm(pattern), 1e-12)).astype("float32")
+
+
+def _placed_eta(grid, top, left, height, width, transpose):
+    """`_eta(height, width)` placed at `(top, left)` of the grid, `(H, W)`.
+
+    The window's size and place are tensors (they change from one
+    iteration to the next inside the compiled loop), so the pattern is
+    computed cell by cell over the whole grid, a shape known when tracing;
+    a transposed pattern (square windows only) swaps the cell's row and
+    column within the window.
+    """
+    rows = ops.arange(grid.height, dtype="int32")[:, None] - top
+    cols = ops.arange(grid.width, dtype="int32")[None, :] - left
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    if grid.flat:
+        split = width // 2
+        first = cols < split
+        along = ops.where(first, cols, cols - split)
+        across = rows
+        part_along = ops.where(first, split, width - split)
+        part_across = height
+    else:
+        row = ops.where(transpose, cols, rows)
+        col = ops.where(transpose, rows, cols)
+        split = height // 2
+        first = row < split
+        along = col
+        across = ops.where(first, row, row - split)
+        part_along = width
+        part_across = ops.where(first, split, height - split)
+    ring = ops.maximum(
+        ops.abs(across - part_across // 2), ops.abs(along - part_along // 2)
+    )
+    count = ops.maximum(part_across // 2 + 1, part_along // 2 + 1)
+    # `sum_{ring <= j < count} 1 / (j + 1)^2` from a table of prefix sums.
+    table = np.concatenate(
+        [[0.0], np.cumsum(1.0 / np.square(np.arange(max(grid.shape)) + 1.0))]
+    )
+    prefix = ops.convert_to_tensor(table.astype("float32"))
+    values = ops.take(prefix, count) - ops.take(prefix, ops.minimum(ring, count))
+    values = ops.where(inside, values, 0.0)
+
+    def unit(mask):
+        norm = ops.sqrt(ops.sum(ops.where(mask, ops.square(values), 0.0)))
+        return ops.where(mask, values, 0.0) / ops.maximum(norm, 1e-12)
+
+    pattern = unit(inside & first) - unit(inside & ~first)
+    return pattern / ops.maximum(ops.sqrt(ops.sum(ops.square(pattern))), 1e-12)
 
 
 def _per_example_l2(t, axes=(1, 2, 3)):
-    return tf.sqrt(tf.reduce_sum(tf.square(t), axis=axes, keepdims=True))
+    return ops.sqrt(ops.sum(ops.square(t), axis=axes, keepdims=True))
 
 
 class Square(Attack):
@@ -198,11 +256,6 @@ class Square(Attack):
             "rescale_schedule", rescale_schedule
         )
         self.queries = np.zeros([0], "int64")
-        self._rng = (
-            tf.random.Generator.from_non_deterministic_state()
-            if self.seed is None
-            else tf.random.Generator.from_seed(self.seed)
-        )
 
     def get_config(self):
         config = super().get_config()
@@ -219,9 +272,9 @@ class Square(Attack):
 
     def _collect(self, batches):
         self.queries = np.concatenate(
-            [queries.numpy() for _, queries in batches]
+            [queries for _, queries in batches]
         ).astype("int64")
-        return np.concatenate([x_adv.numpy() for x_adv, _ in batches])
+        return np.concatenate([x_adv for x_adv, _ in batches])
 
     def window_shapes(self, input_shape):
         """The window `(height, width)` of each iteration, for an input shape.
@@ -252,78 +305,85 @@ class Square(Attack):
     def _margin(self, x, y):
         return -margin(self.logits(x), y)
 
-    def _sign(self, shape):
-        return tf.where(self._rng.uniform(shape) < 0.5, -1.0, 1.0)
+    def _window(self, grid, keys, height, width, draw):
+        """A mask `(1, H, W, 1)` of one window at a random place, its corner.
 
-    def _window(self, grid, height, width):
-        """A mask `(1, H, W, 1)` of one window at a random position."""
-        top = self._rng.uniform([], 0, grid.height - height + 1, tf.int32)
-        left = self._rng.uniform([], 0, grid.width - width + 1, tf.int32)
-        rows = tf.range(grid.height)[None, :, None, None]
-        cols = tf.range(grid.width)[None, None, :, None]
+        The place is shared by the batch, as in AutoAttack.
+        """
+        u = randomness.shared_uniform(keys, (2,), draw)
+        spans = ops.cast(
+            ops.stack([grid.height - height + 1, grid.width - width + 1]),
+            "float32",
+        )
+        corner = ops.minimum(
+            ops.cast(ops.floor(u * spans), "int32"),
+            ops.cast(spans, "int32") - 1,
+        )
+        top, left = corner[0], corner[1]
+        rows = ops.arange(grid.height, dtype="int32")[None, :, None, None]
+        cols = ops.arange(grid.width, dtype="int32")[None, None, :, None]
         inside = (
             (rows >= top)
             & (rows < top + height)
             & (cols >= left)
             & (cols < left + width)
         )
-        return tf.cast(inside, tf.float32), top, left
+        return ops.cast(inside, "float32"), top, left
 
-    def _attack_batch(self, x, y):
+    def _attack_batch(self, x, y, keys):
         grid = _Grid(x.shape[1:])
         images = grid.to_grid(x)
         low, high = self.clip_values
-        n = tf.shape(images)[0]
         start = (
-            self._stripes(images, grid)
+            self._stripes(images, grid, keys)
             if self.norm == "linf"
-            else self._tiles(images, grid)
+            else self._tiles(images, grid, keys)
         )
-        x_best = tf.clip_by_value(images + start, low, high)
+        x_best = ops.clip(images + start, low, high)
         margin_best = self._margin(grid.to_input(x_best), y)
-        queries = tf.ones([n], tf.int32)
-        shapes = tf.constant(self.window_shapes(x.shape[1:]))
+        queries = ops.ones(ops.shape(y), "int32")
+        shapes = ops.convert_to_tensor(self.window_shapes(x.shape[1:]))
         propose = self._linf_step if self.norm == "linf" else self._l2_step
 
         def body(i, x_best, margin_best, queries):
             active = margin_best >= 0.0
-            x_new = propose(images, x_best, grid, shapes[i])
+            draw = _DRAWS * (i + 1)
+            shape = ops.take(shapes, i, axis=0)
+            x_new = propose(images, x_best, grid, shape, keys, draw)
             margin_new = self._margin(grid.to_input(x_new), y)
-            improved = active & (margin_new < margin_best)
+            improved = ops.logical_and(active, margin_new < margin_best)
             return (
                 i + 1,
-                tf.ensure_shape(
-                    tf.where(_expand_like(improved, images), x_new, x_best),
-                    images.shape,
-                ),
-                tf.ensure_shape(
-                    tf.where(improved, margin_new, margin_best),
-                    margin_best.shape,
-                ),
-                queries + tf.cast(active, tf.int32),
+                ops.where(expand_like(improved, images), x_new, x_best),
+                ops.where(improved, margin_new, margin_best),
+                queries + ops.cast(active, "int32"),
             )
 
-        _, x_best, _, queries = tf.while_loop(
-            lambda i, _, m, q: (i < self.n_queries) & tf.reduce_any(m >= 0.0),
+        def more(i, x_best, margin_best, queries):
+            return ops.logical_and(
+                i < self.n_queries, ops.any(margin_best >= 0.0)
+            )
+
+        _, x_best, _, queries = ops.while_loop(
+            more,
             body,
-            (tf.constant(0), x_best, margin_best, queries),
+            (ops.convert_to_tensor(0, "int32"), x_best, margin_best, queries),
         )
         return grid.to_input(x_best), queries
 
-    def _stripes(self, images, grid):
+    def _stripes(self, images, grid, keys):
         """L-inf start: `+-eps`, one sign per column (feature) and channel."""
-        n = tf.shape(images)[0]
-        return self.eps * self._sign([n, 1, grid.width, grid.channels])
+        return self.eps * randomness.signs(keys, (1, grid.width, grid.channels))
 
-    def _linf_step(self, images, x_best, grid, shape):
+    def _linf_step(self, images, x_best, grid, shape, keys, draw):
         low, high = self.clip_values
-        window, _, _ = self._window(grid, shape[0], shape[1])
-        n = tf.shape(images)[0]
-        corner = images + self.eps * self._sign([n, 1, 1, grid.channels])
+        window, _, _ = self._window(grid, keys, shape[0], shape[1], draw)
+        signs = randomness.signs(keys, (1, 1, grid.channels), draw + 1)
+        corner = images + self.eps * signs
         x_new = x_best + window * (corner - x_best)
-        return tf.clip_by_value(x_new, low, high)
+        return ops.clip(x_new, low, high)
 
-    def _tiles(self, images, grid):
+    def _tiles(self, images, grid, keys):
         """L2 start: `_eta` patterns on a grid of tiles, at radius `eps`.
 
         As AutoAttack: tiles of side `s`, a fifth of the height (of the
@@ -331,64 +391,53 @@ class Square(Attack):
         centring offset, cut at the border; each tile's pattern is
         transposed at random and takes one random sign per channel.
         """
-        n = tf.shape(images)[0]
+        n = ops.shape(images)[0]
         length = grid.width if grid.flat else grid.height
         side = max(length // 5, 1)
         offset = max((length - 5 * side) // 2, 0)
         height = 1 if grid.flat else side
         rows = 1 if grid.flat else grid.height // side
         cols = grid.width // side
-        pattern = _eta(height, side, grid.flat)
+        pattern = ops.convert_to_tensor(_eta(height, side, grid.flat))
         if not grid.flat:
-            coins = self._rng.uniform([rows, cols, 1, 1])
-            pattern = tf.where(coins < 0.5, tf.transpose(pattern), pattern)
-        tiles = pattern[None, ..., None] * self._sign(
-            [n, rows, cols, 1, 1, grid.channels]
+            coins = randomness.shared_uniform(keys, (rows, cols, 1, 1), 1)
+            pattern = ops.where(coins < 0.5, ops.transpose(pattern), pattern)
+        tiles = pattern[None, ..., None] * randomness.signs(
+            keys, (rows, cols, 1, 1, grid.channels)
         )
-        tiles = tf.reshape(
-            tf.transpose(tiles, [0, 1, 3, 2, 4, 5]),
-            [n, rows * height, cols * side, grid.channels],
+        tiles = ops.reshape(
+            ops.transpose(tiles, (0, 1, 3, 2, 4, 5)),
+            (n, rows * height, cols * side, grid.channels),
         )
         top = 0 if grid.flat else offset
         below = max(grid.height - top - rows * height, 0)
         right = max(grid.width - offset - cols * side, 0)
         tiles = tiles[:, : grid.height - top, : grid.width - offset]
-        delta = tf.pad(tiles, [[0, 0], [top, below], [offset, right], [0, 0]])
+        delta = ops.pad(tiles, ((0, 0), (top, below), (offset, right), (0, 0)))
         return self.eps * delta / (_per_example_l2(delta) + 1e-12)
 
-    def _l2_step(self, images, x_best, grid, shape):
+    def _l2_step(self, images, x_best, grid, shape, keys, draw):
         low, high = self.clip_values
         height, width = shape[0], shape[1]
-        n = tf.shape(images)[0]
         delta = x_best - images
-        first, top, left = self._window(grid, height, width)
-        second, _, _ = self._window(grid, height, width)
-        both = tf.maximum(first, second)
+        first, top, left = self._window(grid, keys, height, width, draw)
+        second, _, _ = self._window(grid, keys, height, width, draw + 1)
+        both = ops.maximum(first, second)
         spatial = (1, 2)
         norm_first = _per_example_l2(delta * first, spatial)
         norm_both = _per_example_l2(delta * both, spatial)
         norm_all = _per_example_l2(delta)
-        pattern = _eta(height, width, grid.flat)
-        if not grid.flat:
-            pattern = tf.cond(
-                self._rng.uniform([]) < 0.5,
-                lambda: tf.transpose(pattern),
-                lambda: pattern,
-            )
-        pattern = tf.pad(
-            pattern,
-            [
-                [top, grid.height - top - height],
-                [left, grid.width - left - width],
-            ],
-        )[None, :, :, None] * self._sign([n, 1, 1, grid.channels])
+        transpose = randomness.shared_uniform(keys, (), draw + 2) < 0.5
+        pattern = _placed_eta(grid, top, left, height, width, transpose)
+        signs = randomness.signs(keys, (1, 1, grid.channels), draw + 3)
+        pattern = pattern[None, :, :, None] * signs
         fresh = pattern + delta * first / (norm_first + 1e-12)
-        budget = tf.sqrt(
-            tf.maximum(self.eps**2 - tf.square(norm_all), 0.0)
+        budget = ops.sqrt(
+            ops.maximum(self.eps**2 - ops.square(norm_all), 0.0)
             / grid.channels
-            + tf.square(norm_both)
+            + ops.square(norm_both)
         )
         fresh = fresh / (_per_example_l2(fresh, spatial) + 1e-12) * budget
         delta = delta * (1.0 - both) + fresh
         delta = self.eps * delta / (_per_example_l2(delta) + 1e-12)
-        return tf.clip_by_value(images + delta, low, high)
+        return ops.clip(images + delta, low, high)

@@ -14,43 +14,45 @@ import dataclasses
 import time
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from keras_drelu import backends
 from keras_drelu.evaluation.report import AttackResult
 
 
-def predictor(model, batch_size, input_shape):
+def predictor(model, batch_size):
     """`predict(x)`: the model's predicted classes for numpy inputs `x`.
+
+    Compiled for the backend (`keras_drelu.backends.compile`), and split
+    over the devices of a `keras_drelu.backends.distribute` scope.
 
     Example:
 
     >>> import keras
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
     >>> model.set_weights([np.eye(2, dtype="float32"), np.zeros(2, "float32")])
-    >>> predictor(model, 2, (2,))(np.array([[1, 0], [0, 1], [0, 3]], "float32"))
+    >>> predictor(model, 2)(np.array([[1, 0], [0, 1], [0, 3]], "float32"))
     array([0, 1, 1], dtype=int32)
 
     Args:
         model: A Keras classifier.
         batch_size: Inputs per forward pass.
-        input_shape: Shape of one input.
 
     Returns:
         A function from a float32 array to an int32 array of classes.
     """
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *input_shape])])
     def labels(xb):
-        return tf.argmax(
-            model(xb, training=False), axis=1, output_type=tf.int32
-        )
+        return ops.cast(ops.argmax(model(xb, training=False), axis=1), "int32")
+
+    labels = backends.compile(labels, backends.variables_of(model))
 
     def predict(x):
         if not len(x):
             return np.zeros([0], "int32")
         return np.concatenate(
             [
-                labels(tf.constant(x[i : i + batch_size])).numpy()
+                labels(x[i : i + batch_size])
                 for i in range(0, len(x), batch_size)
             ]
         )
@@ -162,6 +164,8 @@ class PartialAttack:
         adversarial: Its examples for the first `len(adversarial)` of them.
         predictions: The model's predictions on `adversarial`.
         seconds: Time spent so far.
+        queries: For an attack that counts its queries (`Square.queries`),
+            the queries spent on each finished input. Defaults to `None`.
     """
 
     name: str
@@ -169,11 +173,29 @@ class PartialAttack:
     adversarial: np.ndarray
     predictions: np.ndarray
     seconds: float
+    queries: np.ndarray = None
 
     @property
     def done(self):
         """How many of its inputs the attack has finished."""
         return len(self.adversarial)
+
+    def extended(self, adversarial, predictions, seconds, queries):
+        """This attack with one more chunk finished."""
+        if queries is not None and self.done:
+            # Counted for every chunk or for none.
+            queries = (
+                None if self.queries is None
+                else np.concatenate([self.queries, queries])
+            )
+        return PartialAttack(
+            self.name,
+            self.index,
+            np.concatenate([self.adversarial, adversarial]),
+            np.concatenate([self.predictions, predictions]),
+            self.seconds + seconds,
+            queries,
+        )
 
 
 class Cascade:
@@ -189,7 +211,7 @@ class Cascade:
     >>> from keras_drelu.attacks import FGSM
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
     >>> x, y = np.full((4, 2), 0.5, "float32"), np.array([0, 1, 0, 1])
-    >>> cascade = Cascade(x, y, predictor(model, 4, (2,)),
+    >>> cascade = Cascade(x, y, predictor(model, 4),
     ...                   threat_model=("linf", 0.1), clip_values=(0.0, 1.0))
     >>> cascade.run_attack(FGSM(model, eps=0.1)).name
     'FGSM'
@@ -258,17 +280,17 @@ class Cascade:
                 `chunk_size` inputs but the last. Defaults to `None`.
         """
         index = self.targets(attack.threat_model)
-        adversarial, predictions, seconds = self.generate(
-            attack, index, partial=partial, on_chunk=on_chunk
-        )
-        return self._record(attack, index, adversarial, predictions, seconds)
+        done = self.generate(attack, index, partial=partial, on_chunk=on_chunk)
+        return self._record(attack, done)
 
     def generate(self, attack, index, *, partial=None, on_chunk=None):
         """`attack`'s examples for the inputs `index`, checked and predicted.
 
-        Chunks of `chunk_size` inputs run one after another (the attack
-        batches each chunk as it would the whole), so the examples are
-        those of one call on all of them.
+        Chunks of `chunk_size` inputs run one after another, one call of
+        `attack.generate` each. A seeded attack draws an input's randomness
+        from its place in the call (`keras_drelu.attacks.randomness`), so a
+        chunk gives the same examples whether or not the run was stopped
+        before it.
 
         Args:
             attack: An `Attack`.
@@ -277,7 +299,7 @@ class Cascade:
             on_chunk: As in `run_attack`. Defaults to `None`.
 
         Returns:
-            `(adversarial, predictions, seconds)`.
+            A `PartialAttack` with every input of `index` done.
         """
         x, y = self.x[index], self.y[index]
         if partial is None or not (
@@ -287,8 +309,6 @@ class Cascade:
             partial = PartialAttack(
                 attack.name, index, x[:0], np.zeros([0], "int32"), 0.0
             )
-        adversarial, predictions = [partial.adversarial], [partial.predictions]
-        seconds = partial.seconds
         for begin in range(partial.done, len(index), self.chunk_size):
             end = begin + self.chunk_size
             start = time.perf_counter()
@@ -297,20 +317,20 @@ class Cascade:
                 attack.name, x[begin:end], chunk, attack.threat_model,
                 self.clip_values,
             )
-            predictions.append(self.predict(chunk))
-            adversarial.append(chunk)
-            seconds += time.perf_counter() - start
+            predictions = self.predict(chunk)
+            partial = partial.extended(
+                chunk, predictions, time.perf_counter() - start,
+                _queries(attack, len(chunk)),
+            )
             if on_chunk is not None and end < len(index):
-                on_chunk(
-                    PartialAttack(
-                        attack.name, index, np.concatenate(adversarial),
-                        np.concatenate(predictions), seconds,
-                    )
-                )
-        return np.concatenate(adversarial), np.concatenate(predictions), seconds
+                on_chunk(partial)
+        return partial
 
-    def _record(self, attack, index, adversarial, predictions, seconds):
+    def _record(self, attack, done):
         result, threat = self._result, attack.threat_model
+        index, adversarial, predictions = (
+            done.index, done.adversarial, done.predictions
+        )
         fooled = predictions != self.y[index]
         broken = np.zeros(len(self.x), bool)
         broken[index[fooled]] = True
@@ -336,12 +356,12 @@ class Cascade:
             accuracy=float((before & ~broken).mean()),
             attacked=len(index),
             broken=int(fooled.sum()),
-            seconds=seconds,
-            queries=_median_queries(attack, fooled),
+            seconds=done.seconds,
+            queries=_median(done.queries, fooled),
         )
         result.results.append(row)
         result.broken.append(broken)
-        result.timings[attack.name] = seconds
+        result.timings[attack.name] = done.seconds
         return row
 
     def result(self):
@@ -349,9 +369,15 @@ class Cascade:
         return self._result
 
 
-def _median_queries(attack, fooled):
-    """Median `attack.queries` over the inputs it broke, if it counts them."""
+def _queries(attack, n):
+    """The queries `attack` spent on each of the `n` inputs of its last call,
+    if it counts them."""
     queries = getattr(attack, "queries", None)
+    return None if queries is None or len(queries) != n else queries
+
+
+def _median(queries, fooled):
+    """Median of `queries` over the inputs broken, if there are queries."""
     if queries is None or not fooled.any():
         return None
     return float(np.median(queries[fooled]))
@@ -376,7 +402,7 @@ def run_cascade(
     >>> x, y = np.full((4, 2), 0.5, "float32"), np.array([0, 1, 0, 1])
     >>> result = run_cascade(
     ...     [PGD(model, eps=0.1, steps=3), FGSM(model, eps=0.1)], x, y,
-    ...     predictor(model, 4, (2,)), threat_model=("linf", 0.1),
+    ...     predictor(model, 4), threat_model=("linf", 0.1),
     ...     clip_values=(0.0, 1.0))
     >>> [r.name for r in result.results]
     ['PGD', 'FGSM']

@@ -13,8 +13,9 @@ import math
 import time
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from keras_drelu import backends
 from keras_drelu.arguments import check_choice
 from keras_drelu.attacks import BPDA
 from keras_drelu.attacks import FGSM
@@ -108,14 +109,25 @@ FLAG_DOCS = {
 }
 
 
-def zero_gradient_share(logits_fn, x, y, batch_size):
+def zero_gradient_share(logits_fn, x, y, batch_size, variables=()):
     """Share of inputs whose cross-entropy input gradient is exactly zero.
+
+    Example:
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.ReLU()])
+    >>> x = np.array([[1.0, -1.0], [-1.0, -2.0]], "float32")
+    >>> zero_gradient_share(model, x, np.array([0, 1]), 2, model.variables)
+    0.5
 
     Args:
         logits_fn: `logits_fn(x)` returning logits (see `Attack.logits`).
         x: Inputs, typically the correctly classified ones.
         y: Integer labels.
         batch_size: Inputs per gradient computation.
+        variables: The Keras variables `logits_fn` reads, which the
+            compiled gradient reads at each call
+            (`keras_drelu.backends.compile`). Defaults to `()`.
 
     Returns:
         A float in [0, 1] (`nan` for no inputs).
@@ -123,23 +135,19 @@ def zero_gradient_share(logits_fn, x, y, batch_size):
     if not len(x):
         return math.nan
 
-    @tf.function(reduce_retracing=True)
     def is_zero(xb, yb):
-        with tf.GradientTape() as tape:
-            tape.watch(xb)
-            loss = tf.reduce_sum(cross_entropy(logits_fn(xb), yb))
-        grad = tape.gradient(
-            loss, xb, unconnected_gradients=tf.UnconnectedGradients.ZERO
-        )
-        flat = tf.reshape(tf.abs(grad), [tf.shape(xb)[0], -1])
-        return tf.reduce_max(flat, axis=1) == 0.0
+        def loss(xb):
+            return ops.sum(cross_entropy(logits_fn(xb), yb)), None
 
+        _, _, grad = backends.value_and_grad(loss, xb)
+        flat = ops.reshape(ops.abs(grad), (ops.shape(xb)[0], -1))
+        return ops.max(flat, axis=1) == 0.0
+
+    is_zero = backends.compile(is_zero, variables)
+    y = y.astype("int32")
     zero = np.concatenate(
         [
-            is_zero(
-                tf.constant(x[i : i + batch_size]),
-                tf.constant(y[i : i + batch_size].astype("int32")),
-            ).numpy()
+            is_zero(x[i : i + batch_size], y[i : i + batch_size])
             for i in range(0, len(x), batch_size)
         ]
     )
@@ -199,7 +207,8 @@ def check_zero_gradients(context):
     settings = context.settings
     probe = FGSM(context.model, **settings.attack_arguments())
     share = zero_gradient_share(
-        probe.logits, context.x, context.y, settings.batch_size
+        probe.logits, context.x, context.y, settings.batch_size,
+        backends.variables_of(context.model),
     )
     return CheckOutcome(share, flag_zero_gradients(share))
 
@@ -234,7 +243,7 @@ def check_randomized(context):
     if not len(x):
         return CheckOutcome(None, [])
     passes = [
-        np.asarray(context.model(x, training=False), "float64")
+        ops.convert_to_numpy(context.model(x, training=False)).astype("float64")
         for _ in range(RANDOMIZED_PASSES)
     ]
     predictions = {tuple(np.argmax(p, axis=1)) for p in passes}
@@ -312,7 +321,7 @@ def run_checks(
     >>> x, y = np.full((3, 2), 0.5, "float32"), np.zeros(3, "int64")
     >>> context = CheckContext(model, x, y, n_examples=3, n_classes=2,
     ...     settings=check_settings(0.1, outputs="logits"),
-    ...     predict=predictor(model, 3, (2,)))
+    ...     predict=predictor(model, 3))
     >>> results = run_checks(context)
     >>> results.values["zero_gradient_share"], results.values["output_variation"]
     (0.0, 0.0)

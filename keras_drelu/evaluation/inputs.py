@@ -7,9 +7,9 @@ numpy arrays or a `tf.data.Dataset` into checked arrays, and
 """
 
 import dataclasses
+import sys
 
 import numpy as np
-import tensorflow as tf
 
 from keras_drelu.arguments import ArgumentTypeError
 from keras_drelu.arguments import check_choice
@@ -91,6 +91,16 @@ def check_settings(
     )
 
 
+def is_dataset(x):
+    """Whether `x` is a `tf.data.Dataset`.
+
+    Checked without importing TensorFlow: where it was never imported, `x`
+    cannot be one.
+    """
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(x, tf.data.Dataset)
+
+
 def examples_from_dataset(dataset, n_examples=None):
     """The first `n_examples` `(image, label)` pairs of `dataset`, as numpy.
 
@@ -99,6 +109,7 @@ def examples_from_dataset(dataset, n_examples=None):
 
     Example:
 
+    >>> import tensorflow as tf
     >>> ds = tf.data.Dataset.from_tensor_slices(
     ...     (np.zeros((10, 2, 2, 1), "float32"), np.arange(10))).batch(4)
     >>> images, labels = examples_from_dataset(ds, 6)
@@ -127,6 +138,8 @@ def examples_from_dataset(dataset, n_examples=None):
             "image (scalars, or vectors of a batch). Received: labels of "
             f"shape {spec[1].shape}"
         )
+    import tensorflow as tf
+
     if n_examples is None and (
         dataset.cardinality() == tf.data.INFINITE_CARDINALITY
     ):
@@ -176,7 +189,7 @@ def evaluation_inputs(x, y=None, *, n_examples=None, clip_values=(0.0, 1.0)):
     n_examples = check_positive(
         "n_examples", n_examples, integer=True, allow_none=True
     )
-    if isinstance(x, tf.data.Dataset):
+    if is_dataset(x):
         if y is not None:
             raise ArgumentTypeError(
                 "Argument `y` should be None when `x` is a dataset, which "

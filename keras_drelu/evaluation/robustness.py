@@ -11,6 +11,7 @@ import time
 
 from tqdm.auto import tqdm
 
+from keras_drelu import backends
 from keras_drelu.arguments import check_bool
 from keras_drelu.arguments import check_positive
 from keras_drelu.evaluation.cascade import predictor
@@ -53,6 +54,7 @@ def evaluate_robustness(
     verbose=True,
     model_name=None,
     state_path=None,
+    distribute=None,
 ):
     """Evaluates `model` under a suite of attacks, with checks for masking.
 
@@ -154,6 +156,13 @@ def evaluate_robustness(
         state_path: File where the evaluation saves its progress, and from
             which it continues if the file exists. Defaults to `None`,
             nothing saved.
+        distribute: Devices each batch is split over (attacks, checks and
+            predictions): `True` for every local device (a
+            `tf.distribute.MirroredStrategy()` on TensorFlow, the local
+            devices on JAX), a `tf.distribute.Strategy` (TensorFlow) or a
+            `keras.distribution.DataParallel` (JAX). The report is the one
+            a single device gives: attacks draw each input's random
+            numbers from its own key. Defaults to `None`, one device.
 
     Returns:
         A `RobustnessReport`.
@@ -162,6 +171,7 @@ def evaluate_robustness(
         eps, norm, clip_values=clip_values, outputs=outputs,
         batch_size=batch_size, seed=seed,
     )
+    distribution = backends.distribution(distribute)
     checks_enabled = check_bool("checks_enabled", checks_enabled)
     checks = list(CHECKS) if checks_enabled else []
     verbose = check_bool("verbose", verbose)
@@ -189,9 +199,9 @@ def evaluate_robustness(
             ),
         )
     flags = suite.flags + flag_straight_through(suite.attacks, x, y)
-    predict = predictor(model, settings.batch_size, x.shape[1:])
+    predict = predictor(model, settings.batch_size)
     steps = len(suite.attacks) + len(checks) + bool(sweep_eps)
-    with tqdm(
+    with backends.distribute(distribution), tqdm(
         total=steps, desc="evaluate_robustness", disable=not verbose,
         unit="step",
     ) as progress:

@@ -16,7 +16,8 @@ timings, notes), `partial` (name and seconds of the running attack),
 `checks` (name -> value, flags, seconds) and `sweep` (an `EpsSweep` and
 its seconds). The arrays are `clean_pred`, `clean_correct`, `broken` (one
 row per finished attack), `x_adv` and `adv_pred` of the `CascadeResult`,
-and `partial_index`, `partial_adversarial`, `partial_predictions`.
+and `partial_index`, `partial_adversarial`, `partial_predictions` (and
+`partial_queries` for an attack that counts its queries).
 """
 
 import dataclasses
@@ -251,6 +252,8 @@ class EvaluationState:
                 partial_adversarial=self.partial.adversarial,
                 partial_predictions=self.partial.predictions,
             )
+            if self.partial.queries is not None:
+                arrays["partial_queries"] = self.partial.queries
             partial_meta = {
                 "name": self.partial.name, "seconds": self.partial.seconds
             }
@@ -307,6 +310,7 @@ def _partial_from(meta, arrays):
         adversarial=arrays["partial_adversarial"],
         predictions=arrays["partial_predictions"],
         seconds=meta["seconds"],
+        queries=arrays.get("partial_queries"),
     )
 
 

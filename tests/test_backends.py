@@ -1,0 +1,362 @@
+"""Attacks, evaluation and analysis on every backend: keras_drelu.backends.
+
+The test process runs TensorFlow (the default backend). JAX and PyTorch run
+in fresh interpreters on the same weights (saved from here), the same seeds
+and the same images (tests/backend_cases.py); their accuracies, evaluation
+reports and analyses are compared with TensorFlow's.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from backend_cases import backend_numbers
+from conftest import REPO_ROOT
+
+from keras_drelu import backends
+from keras_drelu.attacks import APGD
+from keras_drelu.attacks import FABT
+from keras_drelu.attacks import PGD
+from keras_drelu.attacks import Square
+from keras_drelu.attacks import randomness
+from keras_drelu.evaluation import evaluate_robustness
+
+# Accuracies of another backend may differ from TensorFlow's by this much
+# (1 point: 2 of the 200 images).
+TOLERANCE = 0.01
+
+
+def lowbias32(h):
+    """Wellons' hash in numpy, written apart from `randomness`."""
+    h = h.astype("uint32")
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x7FEB352D)
+    h ^= h >> np.uint32(15)
+    h *= np.uint32(0x846CA68B)
+    return h ^ (h >> np.uint32(16))
+
+
+def reference_uniform(keys, size, draw):
+    """`randomness.uniform(keys, (size,), draw)` computed in numpy."""
+    golden = np.uint32(0x9E3779B9)
+    keys = keys.astype("uint32")
+    with np.errstate(over="ignore"):
+        row = lowbias32(keys[:, 0] ^ lowbias32(np.uint32(draw + 1) * golden))
+        for column in (1, 2):
+            key = keys[:, column] + np.uint32(0x9E3779B9 * column & 0xFFFFFFFF)
+            row = lowbias32(row ^ lowbias32(key))
+        entries = lowbias32(np.arange(size, dtype="uint32") + golden)
+        bits = lowbias32(row[:, None] ^ entries[None, :])
+    return (bits >> np.uint32(8)).astype("float32") * np.float32(2.0**-24)
+
+
+def test_random_numbers_are_hashes_of_seed_place_stream_and_draw():
+    keys = randomness.stream(randomness.keys(7, 5), 3)
+    for draw in (0, 4):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(randomness.uniform(keys, (6,), draw)),
+            reference_uniform(keys, 6, draw),
+        )
+    # An input's numbers depend on its key alone, not on its batch (up to
+    # the last bit of `log` and `cos`, vectorised by array size).
+    every = keras.ops.convert_to_numpy(randomness.normal(keys, (3, 2)))
+    some = keras.ops.convert_to_numpy(randomness.normal(keys[[4, 1]], (3, 2)))
+    np.testing.assert_allclose(some, every[[4, 1]], rtol=1e-6)
+
+
+def test_random_numbers_have_the_right_distributions():
+    keys = randomness.keys(0, 100)
+    u = keras.ops.convert_to_numpy(randomness.uniform(keys, (100,)))
+    assert u.min() >= 0.0 and u.max() < 1.0
+    assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.002
+    z = keras.ops.convert_to_numpy(randomness.normal(keys, (100,), draw=1))
+    assert abs(z.mean()) < 0.03 and abs(z.std() - 1.0) < 0.02
+    # Draws, streams and seeds give unrelated numbers.
+    others = [
+        randomness.uniform(keys, (100,), draw=1),
+        randomness.uniform(randomness.stream(keys, 1), (100,)),
+        randomness.uniform(randomness.keys(1, 100), (100,)),
+    ]
+    for other in others:
+        other = keras.ops.convert_to_numpy(other)
+        assert abs(np.corrcoef(u.ravel(), other.ravel())[0, 1]) < 0.02
+    shared = keras.ops.convert_to_numpy(randomness.shared_uniform(keys, (4,)))
+    np.testing.assert_array_equal(
+        shared,
+        keras.ops.convert_to_numpy(randomness.shared_uniform(keys[50:], (4,))),
+    )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m, b: PGD(m, eps=0.1, steps=5, restarts=2, seed=1, batch_size=b),
+        lambda m, b: APGD(m, eps=0.1, steps=10, seed=1, batch_size=b),
+        lambda m, b: Square(m, eps=0.1, n_queries=40, seed=1, batch_size=b),
+        lambda m, b: FABT(
+            m, eps=0.1, steps=5, restarts=2, n_target_classes=2, seed=1,
+            batch_size=b,
+        ),
+    ],
+)
+def test_examples_do_not_depend_on_how_the_inputs_are_batched(
+    digits_relu, digits, make
+):
+    # What makes a batch split over devices give the one-device examples:
+    # the same up to the rounding of matrix products of other sizes.
+    x, y = digits
+    x, y = x[1400:1500], y[1400:1500]
+    attack = make(digits_relu, 100)
+    whole = attack.generate(x, y)
+    split = make(digits_relu, 32).generate(x, y)
+    np.testing.assert_allclose(split, whole, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(
+        np.argmax(digits_relu.predict(split, verbose=0), axis=1),
+        np.argmax(digits_relu.predict(whole, verbose=0), axis=1),
+    )
+    # A seeded attack gives the same examples on every call.
+    np.testing.assert_array_equal(attack.generate(x, y), whole)
+
+
+def test_compiled_functions_read_the_current_weights():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    predict = backends.compile(lambda x: model(x), backends.variables_of(model))
+    x = np.ones((3, 2), "float32")
+    for scale in (1.0, 2.0):
+        model.set_weights([np.full((2, 1), scale, "float32"), np.zeros(1, "float32")])
+        np.testing.assert_array_equal(predict(x), np.full((3, 1), 2 * scale))
+
+
+def test_gradients_of_unconnected_inputs_are_zero():
+    _, aux, grad = backends.value_and_grad(
+        lambda x: (keras.ops.sum(keras.ops.stop_gradient(x)), x), np.ones(3)
+    )
+    assert keras.ops.convert_to_numpy(grad).tolist() == [0.0, 0.0, 0.0]
+    assert keras.ops.convert_to_numpy(aux).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_bad_distribute_values_name_the_backend(digits_relu, digits):
+    x, y = digits
+    with pytest.raises(ValueError, match="on the TensorFlow backend"):
+        evaluate_robustness(digits_relu, x[:4], y[:4], eps=0.1, distribute="gpus")
+    # One device: the plain path.
+    assert backends.distribution(True) is None
+
+
+def test_backends_without_gradients_are_named(digits_relu, digits, monkeypatch):
+    x, y = digits
+    monkeypatch.setattr(keras.backend, "backend", lambda: "numpy")
+    with pytest.raises(RuntimeError, match="Received: the 'numpy' backend"):
+        PGD(digits_relu, eps=0.1, steps=2).generate(x[:2], y[:2])
+
+
+@pytest.fixture(scope="module")
+def saved_models(digits_relu, digits_srelu, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("backends")
+    digits_relu.save(folder / "relu.keras")
+    digits_srelu.save(folder / "srelu.keras")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tensorflow_numbers(digits_relu, digits_srelu):
+    return backend_numbers(digits_relu, digits_srelu)
+
+
+def _environment(**extra):
+    path = os.pathsep.join(
+        [str(REPO_ROOT), str(REPO_ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
+    )
+    return {"PYTHONPATH": path, **extra}
+
+
+def _backend_script(script, saved_models):
+    """`script` after loading the saved digits models, printing `out`."""
+    return (
+        "import json, sys\n"
+        'sys.modules["tensorflow"] = None\n'
+        "import keras, keras_drelu, numpy as np\n"
+        f"model = keras.saving.load_model({str(saved_models / 'relu.keras')!r})\n"
+        f"capped = keras.saving.load_model({str(saved_models / 'srelu.keras')!r})\n"
+        + script
+        + "\nprint(json.dumps(out))\n"
+    )
+
+
+def _assert_matches(out, reference):
+    """Another backend's numbers against TensorFlow's."""
+    for name, accuracy in out["accuracies"].items():
+        assert abs(accuracy - reference["accuracies"][name]) <= TOLERANCE, (
+            name, accuracy, reference["accuracies"][name]
+        )
+    # The evaluation runs on 60 digits: at most one of them apart.
+    report, expected = out["report"], reference["report"]
+    for name, accuracy in expected["accuracy"].items():
+        assert abs(report["accuracy"][name] - accuracy) <= 1 / 60, name
+    for key in ("zero_gradient_share", "large_eps_accuracy"):
+        assert report[key] == pytest.approx(expected[key], abs=1 / 60), key
+    for name, value in reference["analysis"].items():
+        np.testing.assert_allclose(
+            out["analysis"][name], value, rtol=1e-4, atol=1e-6, err_msg=name
+        )
+
+
+# Run with KERAS_BACKEND=jax, TensorFlow blocked and two host devices.
+JAX_SCRIPT = """
+import hashlib
+import jax
+from backend_cases import backend_numbers, digits_test, evaluation
+from keras_drelu import backends
+from keras_drelu.attacks import projected_gradient_descent, randomness
+
+assert keras.backend.backend() == "jax" and len(jax.devices()) == 2
+out = backend_numbers(model, capped)
+x, y = digits_test()
+keys = randomness.stream(randomness.keys(7, 5), 3)
+out["uniform"] = np.asarray(randomness.uniform(keys, (6,), 4)).tolist()
+
+# The inner attack of a jitted train step: the step's weights and seed
+# state come in as arguments, nothing is baked in, nothing retraces.
+seed = keras.random.SeedGenerator(0)
+
+@jax.jit
+def inner(trainable, non_trainable, seed_state, x, y):
+    def loss_fn(x_adv, y):
+        logits, _ = model.stateless_call(trainable, non_trainable, x_adv)
+        return keras.losses.sparse_categorical_crossentropy(
+            y, logits, from_logits=True)
+    with keras.StatelessScope([(seed.state, seed_state)]) as scope:
+        x_adv = projected_gradient_descent(
+            loss_fn, x, y, eps=0.1, step_size=0.025, steps=10, seed=seed)
+    return x_adv, scope.get_current_value(seed.state)
+
+trainable = [v.value for v in model.trainable_variables]
+x_adv, state = inner(trainable, [], seed.state.value, x[:64], y[:64])
+_, state_next = inner(trainable, [], state, x[:64], y[:64])
+halved = [w / 2 for w in trainable]
+x_halved, _ = inner(halved, [], seed.state.value, x[:64], y[:64])
+out["inner"] = dict(
+    within=float(np.abs(np.asarray(x_adv) - x[:64]).max()),
+    accuracy=float(np.mean(np.argmax(np.asarray(model(x_adv)), 1) == y[:64])),
+    new_state=bool(np.any(np.asarray(state) != np.asarray(state_next))),
+    weights_read=bool(np.any(np.asarray(x_halved) != np.asarray(x_adv))),
+    traces=inner._cache_size(),
+)
+
+# Two devices give the report of one.
+two, two_examples = evaluation(capped, x, y, distribute=True)
+out["same_report"] = out["report"] == two
+out["same_examples"] = (
+    out["examples"] == hashlib.sha256(two_examples.tobytes()).hexdigest())
+out["data_parallel"] = backends.distribution(
+    keras.distribution.DataParallel()).replicas
+try:
+    backends.distribution("gpus")
+except ValueError as error:
+    out["bad_distribute"] = str(error)
+"""
+
+
+@pytest.mark.slow
+def test_jax_without_tensorflow_matches_tensorflow(
+    saved_models, tensorflow_numbers, run_python
+):
+    script = _backend_script(JAX_SCRIPT, saved_models)
+    env = _environment(
+        KERAS_BACKEND="jax",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    )
+    out = json.loads(run_python(script, env=env).splitlines()[-1])
+    assert sorted(out["accuracies"]) == sorted(tensorflow_numbers["accuracies"])
+    _assert_matches(out, tensorflow_numbers)
+    # Every backend draws the same random numbers.
+    keys = randomness.stream(randomness.keys(7, 5), 3)
+    np.testing.assert_array_equal(out["uniform"], reference_uniform(keys, 6, 4))
+
+    inner = out["inner"]
+    assert inner["within"] <= 0.1 + 1e-6 and inner["accuracy"] < 0.7
+    assert inner["new_state"] and inner["weights_read"] and inner["traces"] == 1
+
+    assert out["same_report"] and out["same_examples"]
+    assert out["data_parallel"] == 2
+    assert "on the JAX backend" in out["bad_distribute"]
+
+
+TORCH_SCRIPT = """
+from backend_cases import backend_numbers
+from keras_drelu.evaluation import evaluate_robustness
+
+assert keras.backend.backend() == "torch"
+out = backend_numbers(model, capped)
+try:
+    evaluate_robustness(
+        model, np.zeros((4, 8, 8, 1), "float32"), np.zeros(4, "int64"),
+        eps=0.1, distribute=True)
+except ValueError as error:
+    out["distribute"] = str(error)
+"""
+
+@pytest.mark.slow
+def test_torch_without_tensorflow_matches_tensorflow(
+    saved_models, tensorflow_numbers, run_python
+):
+    script = _backend_script(TORCH_SCRIPT, saved_models)
+    # One thread: the eager steps on a tiny net are too small to share.
+    env = _environment(KERAS_BACKEND="torch", OMP_NUM_THREADS="1")
+    out = json.loads(run_python(script, env=env).splitlines()[-1])
+    assert sorted(out["accuracies"]) == sorted(tensorflow_numbers["accuracies"])
+    _assert_matches(out, tensorflow_numbers)
+    assert "on the PyTorch backend" in out["distribute"]
+
+
+MIRRORED_SCRIPT = """
+import json
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, numpy as np
+import keras_drelu
+from backend_cases import digits_test
+from keras_drelu.attacks import APGD, BPDA, Square
+from keras_drelu.evaluation import evaluate_robustness
+
+x, y = digits_test()
+x, y = x[:60], y[:60]
+capped = keras.saving.load_model({srelu!r})
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+reports = []
+for distribute in (None, strategy):
+    suite = [APGD(capped, eps=0.2, steps=5, seed=0),
+             Square(capped, eps=0.2, n_queries=30, seed=0),
+             BPDA(APGD(capped, eps=0.2, steps=5, seed=0))]
+    report = evaluate_robustness(
+        capped, x, y, eps=0.2, suite=suite, batch_size=16, verbose=False,
+        distribute=distribute)
+    summary = report.to_dict()
+    summary.pop("timings")
+    for row in summary["attacks"]:
+        row.pop("seconds")
+    reports.append((summary, report.x_adv))
+print(json.dumps(dict(
+    replicas=strategy.num_replicas_in_sync,
+    same_report=reports[0][0] == reports[1][0],
+    same_examples=bool(np.array_equal(reports[0][1], reports[1][1])),
+    accuracy=reports[0][0]["accuracy"],
+)))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_gives_the_report_of_one_device(
+    saved_models, run_python
+):
+    script = MIRRORED_SCRIPT.format(srelu=str(saved_models / "srelu.keras"))
+    out = json.loads(run_python(script, env=_environment()).splitlines()[-1])
+    assert out["replicas"] == 2
+    assert out["same_report"] and out["same_examples"]
+    # The adaptive attack broke what the plain ones left.
+    assert out["accuracy"]["BPDA(APGD-CE)"] < out["accuracy"]["APGD-CE"]
