@@ -159,3 +159,84 @@ def test_recipes_train_through_keras_stateless_step_on_jax(run_python):
         assert seen["loss"] == pytest.approx(seen["expected"], rel=1e-4), name
         if name != "mtlat":  # Mixup moves the images beyond the ball.
             assert 1e-3 < seen["radius"] <= 0.1 + 1e-6, name
+
+
+# The same recipes, data and seed on either backend: digits, a D-ReLU
+# network, then clean and PGD accuracy on held-out digits.
+COMPARE_SCRIPT = """
+import json
+import keras, numpy as np
+from sklearn.datasets import load_digits
+from keras_drelu import DReLU
+from keras_drelu.attacks import PGD
+from keras_drelu.training import train
+
+digits = load_digits()
+x = (digits.images / 16.0).astype("float32")[..., None]
+y = digits.target.astype("int32")
+train_data, test = (x[:1000], y[:1000]), (x[1400:1700], y[1400:1700])
+
+
+def build():
+    return keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(64),
+        DReLU(initial_max_value=1.0), keras.layers.Dense(10),
+    ])
+
+
+def accuracy(model, images):
+    logits = keras.ops.convert_to_numpy(model(images, training=False))
+    return float(np.mean(np.argmax(logits, axis=1) == test[1]))
+
+
+out = {"backend": keras.backend.backend()}
+for recipe, settings in {RECIPES!r}.items():
+    result = train(
+        build, train_data, recipe=recipe, epochs=4, batch_size=64, seed=0,
+        optimizer=keras.optimizers.Adam(0.01), default_callbacks=False,
+        verbose=0, **settings)
+    model = result.model
+    x_adv = PGD(model, eps=0.1, steps=10, seed=0).generate(*test)
+    out[recipe] = dict(
+        loss=result.history["loss"], clean=accuracy(model, test[0]),
+        robust=accuracy(model, x_adv))
+print(json.dumps(out))
+"""
+
+COMPARED = {
+    "standard": {},
+    "pgd-at": {"eps": 0.1, "attack_steps": 5},
+    "fgsm-at": {"eps": 0.1},
+    "trades": {"eps": 0.1, "attack_steps": 5},
+    "mtlat": {"eps": 0.1},
+}
+
+
+@pytest.mark.slow
+def test_recipes_on_jax_train_as_on_tensorflow(run_python):
+    script = COMPARE_SCRIPT.replace("{RECIPES!r}", repr(COMPARED))
+    runs = {
+        backend: json.loads(run_python(prefix + script, env={
+            "KERAS_BACKEND": backend
+        }).splitlines()[-1])
+        for backend, prefix in (
+            ("tensorflow", ""), ("jax", BLOCK_TENSORFLOW)
+        )
+    }
+    print(json.dumps(runs))
+    for backend, run in runs.items():
+        assert run.pop("backend") == backend
+        for recipe, seen in run.items():
+            assert seen["loss"][-1] < 0.8 * seen["loss"][0], (backend, recipe)
+            assert seen["clean"] > 0.7, (backend, recipe)
+        # Adversarial training withstands PGD better than natural training.
+        for recipe in ("pgd-at", "fgsm-at", "trades"):
+            assert run[recipe]["robust"] > run["standard"]["robust"] + 0.03, (
+                backend, recipe
+            )
+    # Initial weights differ between backends: close, not equal.
+    for recipe in COMPARED:
+        for key in ("clean", "robust"):
+            assert runs["jax"][recipe][key] == pytest.approx(
+                runs["tensorflow"][recipe][key], abs=0.1
+            ), (recipe, key)
