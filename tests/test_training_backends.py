@@ -1,7 +1,7 @@
 """The training recipes on the JAX backend, in fresh interpreters.
 
 The suite's own process runs TensorFlow; each test here starts Python with
-`KERAS_BACKEND=jax` and TensorFlow blocked (`no_tensorflow`), so that
+`KERAS_BACKEND=jax` and TensorFlow blocked (`blocked_imports`), so that
 nothing on the JAX path can lean on it.
 """
 
@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from no_tensorflow import BLOCK_TENSORFLOW
+from blocked_imports import BLOCK_TENSORFLOW
 
 from keras_drelu.training import RECIPES
 
