@@ -8,4 +8,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export KERAS_BACKEND=jax
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-exec timeout 600 python benchmarks/gpu_check.py "$@"
+exec timeout 600 python -u benchmarks/gpu_check.py "$@"

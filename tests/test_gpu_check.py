@@ -41,7 +41,7 @@ def test_quick_gpu_check_runs_on_jax_without_tensorflow(
     assert "arrays ['class_names', 'train_is_lossless', 'x_test'" in printed
     assert "mixed_bfloat16, XLA (jax.jit) on every step" in printed
     training = re.search(
-        r"training: 1 epoch of TRADES .* on 256 images, batch 64: .* "
+        r"training: 1 epoch of TRADES .* on 2048 images, batch 64: .* "
         r"([\d.]+) images/s after the first step", printed
     )
     evaluation = re.search(
