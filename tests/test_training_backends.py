@@ -240,3 +240,56 @@ def test_recipes_on_jax_train_as_on_tensorflow(run_python):
             assert runs["jax"][recipe][key] == pytest.approx(
                 runs["tensorflow"][recipe][key], abs=0.1
             ), (recipe, key)
+
+
+# The same training on one device, then split over two host devices by
+# Keras' own data parallelism.
+DATA_PARALLEL_SCRIPT = """
+import json
+import jax, keras, numpy as np
+from sklearn.datasets import load_digits
+from keras_drelu import DReLU
+from keras_drelu.training import train
+
+assert len(jax.devices()) == 2
+digits = load_digits()
+x = (digits.images / 16.0).astype("float32")[..., None][:256]
+y = digits.target.astype("int32")[:256]
+
+
+def build():
+    return keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(32),
+        DReLU(initial_max_value=1.0), keras.layers.Dense(10),
+    ])
+
+
+out = {}
+for devices, distribution in ((1, None), (2, keras.distribution.DataParallel())):
+    keras.distribution.set_distribution(distribution)
+    for recipe in ("pgd-at", "trades"):
+        result = train(
+            build, (x, y), recipe=recipe, eps=0.1, attack_steps=3, epochs=2,
+            batch_size=64, seed=0, default_callbacks=False, verbose=0)
+        kernel = result.model.weights[0].value
+        out[f"{recipe} {devices}"] = dict(
+            loss=result.history["loss"],
+            kernel=np.asarray(kernel).tolist(),
+            devices=len(kernel.sharding.device_set),
+        )
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_recipes_over_two_jax_devices_train_as_on_one(run_python):
+    out = json.loads(run_python(BLOCK_TENSORFLOW + DATA_PARALLEL_SCRIPT, env={
+        **JAX, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+    }).splitlines()[-1])
+    for recipe in ("pgd-at", "trades"):
+        one, two = out[f"{recipe} 1"], out[f"{recipe} 2"]
+        assert (one["devices"], two["devices"]) == (1, 2)
+        np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-5)
+        np.testing.assert_allclose(
+            two["kernel"], one["kernel"], rtol=1e-4, atol=1e-6
+        )
