@@ -7,10 +7,12 @@ nothing on the JAX path can lean on it.
 
 import json
 
+import keras
 import numpy as np
 import pytest
 from blocked_imports import BLOCK_TENSORFLOW
 
+from keras_drelu import DReLU
 from keras_drelu.training import RECIPES
 
 JAX = {"KERAS_BACKEND": "jax"}
@@ -161,8 +163,8 @@ def test_recipes_train_through_keras_stateless_step_on_jax(run_python):
             assert 1e-3 < seen["radius"] <= 0.1 + 1e-6, name
 
 
-# The same recipes, data and seed on either backend: digits, a D-ReLU
-# network, then clean and PGD accuracy on held-out digits.
+# The same recipes, data, seed and initial weights on either backend:
+# digits, a D-ReLU network, then clean and PGD accuracy on held-out digits.
 COMPARE_SCRIPT = """
 import json
 import keras, numpy as np
@@ -178,10 +180,14 @@ train_data, test = (x[:1000], y[:1000]), (x[1400:1700], y[1400:1700])
 
 
 def build():
-    return keras.Sequential([
+    model = keras.Sequential([
         keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(64),
         DReLU(initial_max_value=1.0), keras.layers.Dense(10),
     ])
+    # The same initial weights on both backends.
+    with np.load(WEIGHTS) as weights:
+        model.set_weights([weights[f"arr_{i}"] for i in range(len(weights))])
+    return model
 
 
 def accuracy(model, images):
@@ -213,8 +219,16 @@ COMPARED = {
 
 
 @pytest.mark.slow
-def test_recipes_on_jax_train_as_on_tensorflow(run_python):
-    script = COMPARE_SCRIPT.replace("{RECIPES!r}", repr(COMPARED))
+def test_recipes_on_jax_train_as_on_tensorflow(run_python, tmp_path):
+    keras.utils.set_random_seed(0)
+    initial = keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(64),
+        DReLU(initial_max_value=1.0), keras.layers.Dense(10),
+    ])
+    np.savez(tmp_path / "initial.npz", *initial.get_weights())
+    script = COMPARE_SCRIPT.replace("{RECIPES!r}", repr(COMPARED)).replace(
+        "WEIGHTS", repr(str(tmp_path / "initial.npz"))
+    )
     runs = {
         backend: json.loads(run_python(prefix + script, env={
             "KERAS_BACKEND": backend
@@ -234,7 +248,9 @@ def test_recipes_on_jax_train_as_on_tensorflow(run_python):
             assert run[recipe]["robust"] > run["standard"]["robust"] + 0.03, (
                 backend, recipe
             )
-    # Initial weights differ between backends: close, not equal.
+    # The batch order and the attacks' random starts differ between
+    # backends: close, not equal (over seeds 1 to 3, PGD accuracies of one
+    # backend move by up to 5 points).
     for recipe in COMPARED:
         for key in ("clean", "robust"):
             assert runs["jax"][recipe][key] == pytest.approx(
