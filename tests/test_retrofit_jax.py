@@ -13,7 +13,7 @@ from keras_drelu import DReLU
 # The run's model around a tiny stand-in for the backbone (as in
 # test_cli.py): this test is about the backend, not the backbone.
 RETROFIT_SCRIPT = """
-import sys
+import contextlib, io, sys
 import keras
 from retrofit import run as runs
 from retrofit.cli import main
@@ -34,7 +34,11 @@ def tiny_retrofit(settings, info):
 
 
 runs._build = tiny_retrofit
-sys.exit(main(sys.argv[1:]))
+errors = io.StringIO()
+with contextlib.redirect_stderr(errors):
+    refused = main(ARGV + ["--strategy", "mirrored"])
+print(f"--strategy mirrored: {refused} {errors.getvalue().strip()}")
+sys.exit(main(ARGV))
 """
 
 SERVE_SCRIPT = blocking("keras_drelu", "retrofit") + """
@@ -66,10 +70,15 @@ def test_retrofit_trades_on_jax_exports_a_saved_model_that_serves(
         "--eval-images", "16", "--apgd-steps", "2", "--square-queries", "10",
     ]
     printed = run_python(
-        RETROFIT_SCRIPT.replace("sys.argv[1:]", repr(argv)),
+        RETROFIT_SCRIPT.replace("ARGV", repr(argv)),
         env={"KERAS_BACKEND": "jax"}, timeout=600,
     )
     assert "XLA: on" in printed
+    assert (
+        "--strategy mirrored: 2 retrofit: error: --strategy mirrored picks a "
+        "tf.distribute strategy, for the TensorFlow backend; this run uses "
+        "'jax'"
+    ) in printed
     record = json.loads((out / "run.json").read_text())
     assert record["stage"] == "exported"
     assert record["recipe"] == "trades"
