@@ -197,11 +197,14 @@ def main(argv=None):
     )
     total = time.perf_counter() - start
     batch = settings["batch_size"]
-    steady = (len(x_train) - batch) / (clock.last - clock.first)
+    steady = (
+        "n/a (one step)" if clock.steps < 2 else
+        f"{(len(x_train) - batch) / (clock.last - clock.first):.1f}"
+    )
     print(
         f"training: 1 epoch of TRADES (eps 8/255, inner PGD-{settings['attack_steps']}) "
         f"on {len(x_train)} images, batch {batch}: "
-        f"{total:.1f} s with compilation; {steady:.1f} images/s after the "
+        f"{total:.1f} s with compilation; {steady} images/s after the "
         f"first step; task loss {result.history['task_loss'][-1]:.4f}"
     )
 
