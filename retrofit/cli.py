@@ -46,6 +46,7 @@ from keras_drelu.training.recipes import AUTO_DESCRIPTION  # noqa: E402
 from keras_drelu.training.recipes import INNER_GRADIENT_DEFAULT  # noqa: E402
 from retrofit.backbones import BACKBONES  # noqa: E402
 from retrofit.backbones import BackboneError  # noqa: E402
+from retrofit.export import ExportError  # noqa: E402
 from retrofit.placements import PLACEMENTS  # noqa: E402
 from retrofit.run import CALIBRATION_EXAMPLES  # noqa: E402
 from retrofit.run import CALIBRATION_QUANTILE  # noqa: E402
@@ -293,7 +294,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         _dispatch(argv)
-    except (RunError, BackboneError) as error:
+    except (RunError, BackboneError, ExportError) as error:
         print(f"retrofit: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -69,6 +69,20 @@ CALIBRATION_QUANTILE = 0.99
 CALIBRATION_EXAMPLES = 512
 
 
+def _tensorflow_gpu():
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _jax_gpu():
+    import jax
+
+    return jax.default_backend() == "gpu"
+
+
+# How each Keras backend the runs train on says whether a GPU is at hand.
+GPU_PRESENT = {"tensorflow": _tensorflow_gpu, "jax": _jax_gpu}
+
+
 class RunError(ValueError):
     """A setting or output directory that a run cannot use."""
 
@@ -128,7 +142,7 @@ class RunSettings:
         square_queries: Square's query budget (`None`: the suite's 5000).
         evaluate: Whether to run the robustness evaluation after training
             (`retrofit evaluate` can run it later).
-        strategy: `tf.distribute` strategy name.
+        strategy: `tf.distribute` strategy name, on the TensorFlow backend.
         mixed_precision: `"auto"` (on with a GPU), `"on"` or `"off"`.
         seed: Seed of every random choice.
     """
@@ -214,6 +228,18 @@ class RunSettings:
         check_choice("norm", self.norm, NORMS)
         check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
         check_choice("strategy", self.strategy, STRATEGIES)
+        backend = keras.backend.backend()
+        if self.strategy != "none" and backend != "tensorflow":
+            raise RunError(
+                f"--strategy {self.strategy} picks a tf.distribute strategy, "
+                f"for the TensorFlow backend; this run uses {backend!r} "
+                "(KERAS_BACKEND), which trains on one device here"
+            )
+        if backend not in GPU_PRESENT:
+            raise RunError(
+                f"retrofit trains on the {' and '.join(GPU_PRESENT)} backends; "
+                f"KERAS_BACKEND is {backend!r}"
+            )
         check_seed("seed", self.seed)
         for name in ("units", "epochs", "batch_size", "eval_images", "image_size"):
             check_positive(name, getattr(self, name), integer=True)
@@ -406,14 +432,15 @@ def _phases(settings):
 
 
 def _set_precision(settings):
-    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    backend = keras.backend.backend()
+    has_gpu = GPU_PRESENT[backend]()
     mixed = settings.mixed_precision == "on" or (
         settings.mixed_precision == "auto" and has_gpu
     )
     keras.config.set_dtype_policy("mixed_float16" if mixed else "float32")
     # Keras compiles with XLA by itself (`jit_compile="auto"`) when a GPU is
-    # present and no distribution strategy is in use.
-    xla = has_gpu and settings.strategy == "none"
+    # present and no distribution strategy is in use; JAX always does.
+    xla = backend == "jax" or (has_gpu and settings.strategy == "none")
     return mixed, xla
 
 

@@ -38,8 +38,7 @@ class UniformNoiseTraining(RobustTraining):
         self.noise_seed = keras.random.SeedGenerator(seed)
         self.largest_noise = keras.Variable(0.0, trainable=False)
 
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    def training_batch(self, x, y, sample_weight=None):
         noise = keras.random.uniform(
             keras.ops.shape(x), -self.eps, self.eps, seed=self.noise_seed
         )
@@ -49,9 +48,7 @@ class UniformNoiseTraining(RobustTraining):
                 self.largest_noise, keras.ops.max(keras.ops.abs(x_noisy - x))
             )
         )
-        return super().train_step(
-            keras.utils.pack_x_y_sample_weight(x_noisy, y, sample_weight)
-        )
+        return keras.utils.pack_x_y_sample_weight(x_noisy, y, sample_weight)
 
 
 @pytest.fixture

@@ -96,6 +96,9 @@ def recording(recipe_class, method):
 def test_adversarial_training_loss_is_on_perturbed_inputs(
     recipe_class, kwargs, norm
 ):
+    # Seeded: an unlucky initialisation can leave an input without any
+    # active unit, whose zero gradient moves nothing.
+    keras.utils.set_random_seed(0)
     x, y = make_data(8)
     classifier = build()
     initial = classifier.get_weights()

@@ -5,11 +5,12 @@ callbacks.
 `train(model, train_data, validation_data, recipe=..., epochs=...)` is the
 one-call entry point and returns a `TrainingResult`. The recipes are the
 entries of `RECIPES`, and `register_recipe` adds one; the trainers are
-`keras.Model` wrappers whose `train_step` perturbs each batch, usable with
-`compile`/`fit` directly; their attack sees through capped ReLUs
-(`inner_gradient`) while the update follows the exact gradient. Training
-logs the task loss (`task_loss`) apart from the cap penalty
-(`cap_penalty`), and the paper's callbacks watch the task.
+`keras.Model` wrappers whose training step perturbs each batch
+(`training_batch`) before Keras' own step, usable with `compile`/`fit`
+directly, on the TensorFlow and JAX backends (`steps`); their attack sees
+through capped ReLUs (`inner_gradient`) while the update follows the exact
+gradient. Training logs the task loss (`task_loss`) apart from the cap
+penalty (`cap_penalty`), and the paper's callbacks watch the task.
 """
 
 from keras_drelu.training.adversarial import AdversarialTraining

@@ -19,10 +19,10 @@ class AdversarialTraining(RobustTraining):
     ascent on the cross-entropy from a random start in the `eps`-ball,
     with the classifier in inference mode (Madry et al., "Towards Deep
     Learning Models Resistant to Adversarial Attacks", 2018). The outer
-    step is Keras' own `train_step` on the adversarial batch, so the
-    compiled loss (plus the layers' regularization losses, such as the
-    D-ReLU cap penalty), metrics, callbacks, `tf.distribute` and mixed
-    precision behave as for any model. Training metrics are therefore
+    step is Keras' own `train_step` on the adversarial batch (on TensorFlow
+    or JAX), so the compiled loss (plus the layers' regularization losses,
+    such as the D-ReLU cap penalty), metrics, callbacks, `tf.distribute`
+    and mixed precision behave as for any model. Training metrics are therefore
     measured on the adversarial batch; validation metrics on clean data.
 
     On a classifier with capped ReLUs the attack follows the
@@ -98,14 +98,13 @@ class AdversarialTraining(RobustTraining):
         with self.attack_scope():
             return projected_gradient_descent(
                 loss_fn, x, y, eps=eps, step_size=step_size,
-                steps=self.steps, norm=self.norm,
+                steps=self.steps, norm=self.norm, seed=self.attack_seed,
             )
 
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x_adv = self.adversarial_inputs(x, y)
-        return super().train_step(
-            keras.utils.pack_x_y_sample_weight(x_adv, y, sample_weight)
+    def training_batch(self, x, y, sample_weight=None):
+        """The adversarial examples of the batch, with its labels."""
+        return keras.utils.pack_x_y_sample_weight(
+            self.adversarial_inputs(x, y), y, sample_weight
         )
 
 

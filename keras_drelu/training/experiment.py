@@ -1,12 +1,13 @@
 """One call to train a classifier with a named recipe, and repeated runs."""
 
+import contextlib
 import dataclasses
 import functools
 import math
 import os
+import sys
 
 import keras
-import tensorflow as tf
 
 from keras_drelu.arguments import check_bool
 from keras_drelu.arguments import check_choice
@@ -65,6 +66,8 @@ def _build_classifier(model, strategy):
             "Argument `model` should be a `keras.Model` or a function building "
             f"one. Received: model of type {type(model).__name__}"
         )
+    if strategy is None:
+        return classifier
     outside = [
         v.path for v in classifier.variables
         if not strategy.extended.variable_created_in_scope(v.value)
@@ -105,12 +108,30 @@ def _task_loss_metric(model, from_logits):
     return own() if own is not None else task_loss_metric(from_logits)
 
 
+def _scope(strategy):
+    return contextlib.nullcontext() if strategy is None else strategy.scope()
+
+
+def _shuffles_itself(data):
+    # A `tf.data.Dataset` shuffles itself (Keras warns when asked again);
+    # only a process that imported TensorFlow can hold one.
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(data, tf.data.Dataset)
+
+
+def _arrays(data):
+    """`(x, y, sample_weight)` of data given as arrays, else `None`."""
+    if isinstance(data, tuple) and len(data) in (2, 3):
+        return (*data, None)[:3]
+    return None
+
+
 def _fit_phase(
     trainer, loss, train_data, validation_data, *, epochs, backup_dir,
     optimizer, metrics, callbacks, default_callbacks, strategy, verbose,
-    from_logits,
+    from_logits, batch_size,
 ):
-    with strategy.scope():
+    with _scope(strategy):
         trainer.compile(
             optimizer=_new_optimizer(optimizer),
             loss=loss,
@@ -126,21 +147,29 @@ def _fit_phase(
     if has_penalised_caps(trainer):
         # Before the callbacks given: they see the penalty in the logs.
         phase_callbacks.append(CapPenaltyLogger())
+    arrays = _arrays(train_data)
+    x, y, sample_weight = arrays or (train_data, None, None)
     return trainer.fit(
-        train_data,
+        x,
+        y,
+        sample_weight=sample_weight,
+        batch_size=batch_size if arrays else None,
         validation_data=validation_data,
         epochs=epochs,
         callbacks=phase_callbacks + list(callbacks or []),
         verbose=verbose,
-        # A dataset shuffles itself; Keras warns when asked again.
-        shuffle=not isinstance(train_data, tf.data.Dataset),
+        shuffle=not _shuffles_itself(train_data),
     )
 
 
-def _ramp_steps(epochs, train_data):
+def _ramp_steps(epochs, train_data, batch_size):
     """`epochs` of `train_data`, in steps."""
+    arrays = _arrays(train_data)
     try:
-        per_epoch = len(train_data)
+        if arrays:
+            per_epoch = math.ceil(len(arrays[0]) / batch_size)
+        else:
+            per_epoch = len(train_data)
     except TypeError as error:
         raise ValueError(
             "Argument `eps_ramp` counts epochs in steps of `train_data`, "
@@ -174,6 +203,7 @@ def train(
     default_callbacks=True,
     strategy=None,
     seed=None,
+    batch_size=None,
     verbose="auto",
     **recipe_settings,
 ):
@@ -257,12 +287,14 @@ def train(
         model: The classifier, a `keras.Model` mapping images in `[0, 1]`
             to class probabilities or logits, or a function without
             arguments that builds it (needed with a distribution strategy).
-        train_data: Training data with its labels, as `fit` takes it for
-            `x`: a batched `tf.data.Dataset` of `(image, label)` with
-            integer labels (such as `DataSplits.train`), or a
-            `keras.utils.PyDataset`.
-        validation_data: Optional validation data, as `fit` takes it.
-            Defaults to `None`.
+        train_data: Training data with its labels: a batched
+            `tf.data.Dataset` of `(image, label)` with integer labels (such
+            as `DataSplits.train`), a `keras.utils.PyDataset`, or a tuple
+            of arrays `(images, labels)` (or `(images, labels,
+            sample_weight)`), batched by `batch_size` and shuffled each
+            epoch. Arrays and a `PyDataset` need no TensorFlow.
+        validation_data: Optional validation data, as `fit` takes it
+            (arrays as a tuple `(images, labels)`). Defaults to `None`.
         recipe: A name of `RECIPES`, or `"auto"`. Defaults to
             `"standard"`.
         epochs: Maximum number of epochs of the recipe.
@@ -300,11 +332,14 @@ def train(
         default_callbacks: Whether to use `paper_callbacks`; `False` keeps
             only `callbacks` (and the backup, given `backup_dir`). Defaults
             to `True`.
-        strategy: A `tf.distribute.Strategy` or a name of `get_strategy`.
-            Defaults to `None`, no distribution.
+        strategy: A `tf.distribute.Strategy` or a name of `get_strategy`,
+            on the TensorFlow backend. Defaults to `None`, no distribution
+            (on JAX, Keras' trainer follows `keras.distribution`).
         seed: Integer passed to `keras.utils.set_random_seed` before the
             model is built, and to the recipes that draw their own random
             numbers. Defaults to `None`, not seeded.
+        batch_size: Batch size of `train_data` given as arrays. Defaults to
+            `None`, Keras' `32`; other data come batched.
         verbose: As in `fit`. Defaults to `"auto"`.
         **recipe_settings: Settings of a registered recipe that the
             arguments above do not name.
@@ -320,6 +355,15 @@ def train(
     )
     seed = check_seed("seed", seed)
     check_bool("default_callbacks", default_callbacks)
+    if batch_size is not None:
+        batch_size = check_positive("batch_size", batch_size, integer=True)
+        if _arrays(train_data) is None:
+            raise ValueError(
+                "Argument `batch_size` batches `train_data` given as arrays "
+                "`(images, labels)`; other data come batched. Received: "
+                f"batch_size={batch_size} with train_data of type "
+                f"{type(train_data).__name__}"
+            )
     given = dict(
         eps=eps, step_size=step_size, attack_steps=attack_steps, norm=norm,
         beta=beta, mixup_alpha=mixup_alpha, inner_gradient=inner_gradient,
@@ -327,15 +371,17 @@ def train(
     )
     if eps_ramp is not None:
         given["eps_ramp_steps"] = _ramp_steps(
-            check_non_negative("eps_ramp", eps_ramp), train_data
+            check_non_negative("eps_ramp", eps_ramp), train_data,
+            batch_size or 32,
         )
     if recipe != AUTO:
         # Refused before a model is built or a natural phase trained.
         RECIPES[recipe].settings(natural_epochs=natural_epochs, **given)
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    strategy = get_strategy("none" if strategy is None else strategy)
-    with strategy.scope():
+    if strategy is not None:
+        strategy = get_strategy(strategy)
+    with _scope(strategy):
         classifier = _build_classifier(model, strategy)
     entry = get_recipe(recipe, classifier)
     settings = entry.settings(
@@ -345,7 +391,7 @@ def train(
     if from_logits is None:
         from_logits = final_softmax(classifier) is None
     check_bool("from_logits", from_logits)
-    with strategy.scope():
+    with _scope(strategy):
         # Built before any training, so that bad settings fail early.
         trainer = entry.build_trainer(
             classifier, settings, from_logits=from_logits, seed=seed
@@ -354,7 +400,7 @@ def train(
         _fit_phase, train_data=train_data, validation_data=validation_data,
         optimizer=optimizer, metrics=metrics, callbacks=callbacks,
         default_callbacks=default_callbacks, strategy=strategy,
-        verbose=verbose, from_logits=from_logits,
+        verbose=verbose, from_logits=from_logits, batch_size=batch_size,
     )
     natural_loss = keras.losses.SparseCategoricalCrossentropy(
         from_logits=from_logits

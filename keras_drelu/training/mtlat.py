@@ -1,7 +1,6 @@
 """M-TLAT: Mixup plus targeted labeling adversarial training."""
 
 import keras
-import tensorflow as tf
 
 from keras_drelu.arguments import check_number
 from keras_drelu.arguments import check_positive
@@ -115,30 +114,28 @@ class MTLAT(RobustTraining):
         """The number of classes the classifier gives for inputs like `x`."""
         return int(self.classifier.compute_output_shape(tuple(x.shape))[-1])
 
-    def soft_labels(self, x, y):
+    def soft_labels(self, y, num_classes):
         """Integer labels one-hot encoded; probability vectors unchanged."""
-        y = tf.convert_to_tensor(y)
-        if y.dtype.is_integer:
-            y = tf.one_hot(tf.reshape(y, [-1]), self.num_classes(x))
-        return tf.cast(y, tf.float32)
+        y = keras.ops.convert_to_tensor(y)
+        if "int" in keras.backend.standardize_dtype(y.dtype):
+            y = keras.ops.one_hot(keras.ops.reshape(y, (-1,)), num_classes)
+        return keras.ops.cast(y, "float32")
 
     def mix(self, x, y):
         """Mixup of batch `x` and its labels `y`, with soft labels."""
-        mixed = self.mixup(
-            {"images": x, "labels": self.soft_labels(x, y)}, training=True
-        )
+        labels = self.soft_labels(y, self.num_classes(x))
+        mixed = self.mixup({"images": x, "labels": labels}, training=True)
         return mixed["images"], mixed["labels"]
 
     def random_targets(self, y_soft):
         """A uniform class other than each soft label's most likely one."""
         classes = y_soft.shape[-1]
         shift = keras.random.randint(
-            tf.shape(y_soft)[:1], 1, classes, seed=self.target_seed,
+            keras.ops.shape(y_soft)[:1], 1, classes, seed=self.target_seed,
             dtype="int32",
         )
-        return (
-            tf.argmax(y_soft, axis=-1, output_type=tf.int32) + shift
-        ) % classes
+        likely = keras.ops.cast(keras.ops.argmax(y_soft, axis=-1), "int32")
+        return (likely + shift) % classes
 
     def targeted_inputs(self, x, targets):
         """Inputs within `eps` of `x` lowering the targets' cross-entropy,
@@ -158,6 +155,7 @@ class MTLAT(RobustTraining):
             return projected_gradient_descent(
                 loss_fn, x, targets, eps=eps, step_size=step_size,
                 steps=self.steps, norm=self.norm, random_init=False,
+                seed=self.attack_seed,
             )
 
     def perturbed_batch(self, x, y):
@@ -167,7 +165,7 @@ class MTLAT(RobustTraining):
         x_adv = self.targeted_inputs(x_mix, targets)
         y_adv = (
             (1.0 - self.target_weight) * y_mix
-            + self.target_weight * tf.one_hot(targets, y_mix.shape[-1])
+            + self.target_weight * keras.ops.one_hot(targets, y_mix.shape[-1])
         )
         return x_adv, y_adv
 
@@ -194,19 +192,24 @@ class MTLAT(RobustTraining):
             optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
         )
 
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    def training_batch(self, x, y, sample_weight=None):
+        """The M-TLAT images and soft labels of the batch."""
         x_adv, y_adv = self.perturbed_batch(x, y)
-        return super().train_step(
-            keras.utils.pack_x_y_sample_weight(x_adv, y_adv, sample_weight)
+        return keras.utils.pack_x_y_sample_weight(x_adv, y_adv, sample_weight)
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        """Keras' loss, on one-hot labels where the batch has integers
+        (validation data)."""
+        return super().compute_loss(
+            x=x, y=self.soft_labels(y, y_pred.shape[-1]), y_pred=y_pred,
+            sample_weight=sample_weight, training=training,
         )
 
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        return super().test_step(
-            keras.utils.pack_x_y_sample_weight(
-                x, self.soft_labels(x, y), sample_weight
-            )
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(
+            x, self.soft_labels(y, y_pred.shape[-1]), y_pred, sample_weight
         )
 
     def get_config(self):

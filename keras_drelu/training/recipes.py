@@ -282,11 +282,10 @@ def register_recipe(
     ...     def __init__(self, classifier, eps, from_logits=False):
     ...         super().__init__(classifier, eps=eps, step_size=eps,
     ...                          steps=1, norm="linf", from_logits=from_logits)
-    ...     def train_step(self, data):
-    ...         x, y = data
+    ...     def training_batch(self, x, y, sample_weight=None):
     ...         noise = keras.random.uniform(keras.ops.shape(x), -self.eps,
-    ...                                      self.eps)
-    ...         return super().train_step((x + noise, y))
+    ...                                      self.eps, seed=self.attack_seed)
+    ...         return x + noise, y, sample_weight
     >>> recipe = register_recipe(
     ...     "noise", Noise, arguments=("eps",), required=("eps",),
     ...     description="uniform noise of radius eps")

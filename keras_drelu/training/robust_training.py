@@ -1,7 +1,6 @@
 """The base of the adversarial training recipes: a classifier's wrapper."""
 
 import keras
-import tensorflow as tf
 
 from keras_drelu.arguments import check_bool
 from keras_drelu.arguments import check_choice
@@ -12,6 +11,7 @@ from keras_drelu.layers.drelu import GRADIENT_MODES
 from keras_drelu.layers.straight_through import straight_through
 from keras_drelu.training.callbacks import task_loss_metric
 from keras_drelu.training.caps import contains_caps
+from keras_drelu.training.steps import backend_step
 
 # The gradients an inner attack can follow through capped ReLUs: those of
 # `DReLU(gradient_mode=...)`, `"exact"` or `"bpda"` (straight-through).
@@ -20,8 +20,8 @@ INNER_GRADIENTS = GRADIENT_MODES
 
 def probabilities(outputs, from_logits):
     """Class probabilities of a classifier's outputs, in float32."""
-    outputs = tf.cast(outputs, tf.float32)
-    return tf.nn.softmax(outputs) if from_logits else outputs
+    outputs = keras.ops.cast(outputs, "float32")
+    return keras.ops.softmax(outputs) if from_logits else outputs
 
 
 def default_inner_gradient(classifier):
@@ -44,13 +44,17 @@ def default_inner_gradient(classifier):
     return "bpda" if contains_caps(classifier) else "exact"
 
 
-class RobustTraining(keras.Model):
+class RobustTraining(backend_step(), keras.Model):
     """A `keras.Model` that trains `classifier` on perturbed inputs.
 
-    Subclasses override `train_step`. Calling, evaluating and predicting go
-    straight to `classifier`, so validation metrics are natural ones, and
-    `classifier` itself is what one saves or exports after `fit`: the
-    wrapper holds no weights of its own.
+    Subclasses override `training_batch`, the batch a training step trains
+    on, written in `keras.ops`; the step itself is Keras' own `train_step`
+    on that batch, on TensorFlow and on JAX alike (`steps`: on JAX the
+    batch is crafted with the weights, step counter and random states of
+    the state the stateless step is given). Calling, evaluating and
+    predicting go straight to `classifier`, so validation metrics are
+    natural ones, and `classifier` itself is what one saves or exports
+    after `fit`: the wrapper holds no weights of its own.
 
     The inner attack of a training step runs in `attack_scope()`: with
     `inner_gradient="bpda"` every capped ReLU passes its input gradient
@@ -119,6 +123,24 @@ class RobustTraining(keras.Model):
 
     def call(self, inputs, training=None):
         return self.classifier(inputs, training=training)
+
+    def training_batch(self, x, y, sample_weight=None):
+        """The batch one training step trains on, for batch `x`, `y`.
+
+        Called inside the compiled step, with the step's weights: a
+        recipe crafts its perturbed inputs here in `keras.ops` (random
+        starts seeded with `self.attack_seed`), and Keras' `train_step`
+        trains on what it returns. This base returns the batch unchanged.
+
+        Args:
+            x: The batch of inputs.
+            y: Their labels.
+            sample_weight: Their weights, or `None`. Defaults to `None`.
+
+        Returns:
+            A tuple `(x, y, sample_weight)` for Keras' `train_step`.
+        """
+        return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
 
     def radius(self):
         """`(eps, step_size)` of the attack at the current training step.

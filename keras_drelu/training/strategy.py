@@ -1,19 +1,38 @@
-"""Picking a `tf.distribute` strategy by name."""
+"""Picking a `tf.distribute` strategy by name, on the TensorFlow backend.
+
+TensorFlow is imported only when a strategy is asked for: on JAX the
+training recipes run, and this module imports, without it.
+"""
 
 import os
 
-import tensorflow as tf
+import keras
 
 from keras_drelu.arguments import check_choice
 
 
-def _auto():
+def _tensorflow(strategy):
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(
+            "Argument `strategy` names a `tf.distribute` strategy, which "
+            f"distributes training on the TensorFlow backend, not on the "
+            f"{backend!r} backend (on JAX, Keras' trainer follows "
+            "`keras.distribution.set_distribution(...)` instead). Received: "
+            f"strategy={strategy!r}"
+        )
+    import tensorflow as tf
+
+    return tf
+
+
+def _auto(tf):
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
 
 
-def _multi_worker():
+def _multi_worker(tf):
     if "TF_CONFIG" not in os.environ:
         raise ValueError(
             "strategy='multi_worker' needs the TF_CONFIG environment "
@@ -22,20 +41,21 @@ def _multi_worker():
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def _tpu():
+def _tpu(tf):
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
 
 
-# Each name with the function making its strategy.
+# Each name with the function making its strategy from the `tensorflow`
+# module.
 STRATEGIES = {
     "auto": _auto,
-    "mirrored": tf.distribute.MirroredStrategy,
+    "mirrored": lambda tf: tf.distribute.MirroredStrategy(),
     "multi_worker": _multi_worker,
     "tpu": _tpu,
-    "none": tf.distribute.get_strategy,
+    "none": lambda tf: tf.distribute.get_strategy(),
 }
 
 
@@ -54,7 +74,8 @@ def get_strategy(strategy="auto"):
 
     The model (and its optimizer) must be created inside
     `strategy.scope()`; `keras_drelu.training.train` does that when given a
-    function that builds the model.
+    function that builds the model. Strategies distribute training on the
+    TensorFlow backend only; on another backend this raises.
 
     Example:
 
@@ -68,6 +89,9 @@ def get_strategy(strategy="auto"):
     Returns:
         A `tf.distribute.Strategy`.
     """
+    if isinstance(strategy, str):
+        check_choice("strategy", strategy, STRATEGIES)
+    tf = _tensorflow(strategy)
     if isinstance(strategy, tf.distribute.Strategy):
         return strategy
-    return STRATEGIES[check_choice("strategy", strategy, STRATEGIES)]()
+    return STRATEGIES[check_choice("strategy", strategy, STRATEGIES)](tf)

@@ -1,7 +1,8 @@
 """TRADES: the natural loss plus a KL penalty on adversarial inputs."""
 
+import typing
+
 import keras
-import tensorflow as tf
 
 from keras_drelu.arguments import check_non_negative
 from keras_drelu.arguments import check_positive
@@ -10,12 +11,16 @@ from keras_drelu.training.robust_training import RobustTraining
 from keras_drelu.training.robust_training import probabilities
 
 
-def _global_loss(loss):
-    # Under `tf.distribute`, losses are divided by the number of replicas so
-    # that summed gradients average; the reported loss undoes it, as Keras'
-    # own `train_step` does.
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return loss * tf.cast(replicas, loss.dtype)
+class TRADESTargets(typing.NamedTuple):
+    """What a TRADES training batch carries besides its clean inputs.
+
+    Keras' `train_step` hands the batch's targets to `compute_loss` and
+    `compute_metrics` on every backend, inside the function it
+    differentiates: the adversarial inputs travel there with the labels.
+    """
+
+    labels: typing.Any
+    adversarial: typing.Any
 
 
 @keras.saving.register_keras_serializable(package="keras_drelu")
@@ -104,36 +109,42 @@ class TRADES(RobustTraining):
             )
             return projected_gradient_descent(
                 loss_fn, x, clean, eps=eps, step_size=step_size,
-                steps=self.steps, norm=self.norm,
+                steps=self.steps, norm=self.norm, seed=self.attack_seed,
             )
 
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        # Outside the tape: the attack's own gradients need not be recorded.
-        x_adv = self.adversarial_inputs(x)
-        with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self.compute_loss(
+    def training_batch(self, x, y, sample_weight=None):
+        """The clean batch, its labels carrying its adversarial inputs."""
+        return keras.utils.pack_x_y_sample_weight(
+            x, TRADESTargets(y, self.adversarial_inputs(x)), sample_weight
+        )
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        """Keras' loss of the batch, plus `beta` times the KL divergence
+        from its outputs to those of its adversarial inputs in training."""
+        if not isinstance(y, TRADESTargets):
+            return super().compute_loss(
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                training=True,
+                training=training,
             )
-            adversarial = probabilities(
-                self(x_adv, training=True), self.from_logits
-            )
-            loss += self.beta * self.divergence(
-                probabilities(y_pred, self.from_logits),
-                adversarial,
-                sample_weight=sample_weight,
-            )
-            scaled_loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
-        for metric in self.metrics:
-            if metric.name == "loss":
-                metric.update_state(
-                    _global_loss(loss), sample_weight=tf.shape(x)[0]
-                )
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        loss = super().compute_loss(
+            x=x, y=y.labels, y_pred=y_pred, sample_weight=sample_weight,
+            training=training,
+        )
+        adversarial = probabilities(
+            self(y.adversarial, training=training), self.from_logits
+        )
+        return loss + self.beta * self.divergence(
+            probabilities(y_pred, self.from_logits),
+            adversarial,
+            sample_weight=sample_weight,
+        )
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if isinstance(y, TRADESTargets):
+            y = y.labels
+        return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def get_config(self):
         config = super().get_config()
