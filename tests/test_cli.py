@@ -154,7 +154,7 @@ def test_interrupted_run_resumes_without_repeating_epochs(tmp_path, capsys, monk
     real_train = runs.train
 
     def interrupted_train(*args, **kwargs):
-        return real_train(*args, **{**kwargs, "callbacks": [Interrupt()]})
+        return real_train(*args, **{**kwargs, "callbacks": [*kwargs["callbacks"], Interrupt()]})
 
     # A tiny stand-in for the backbone: this test is about resuming, and
     # tracing a real backbone's train step twice would dominate it.
@@ -169,14 +169,20 @@ def test_interrupted_run_resumes_without_repeating_epochs(tmp_path, capsys, monk
     record = json.loads((out / "run.json").read_text())
     assert record["stage"] == "created"
     assert not (out / "model.keras").exists()
+    first = record["history"]["finetune"]
+    assert first["epochs"] == [0]  # written as the epoch ended
 
     monkeypatch.setattr(runs, "train", real_train)
     status, printed, err = run_cli(capsys, *argv, "--resume")
     assert status == 0, err
+    assert "Epoch 2/2" in printed and "Epoch 1/2" not in printed  # not repeated
     record = json.loads((out / "run.json").read_text())
     assert record["stage"] == "exported"
     assert "results" not in record  # --no-evaluate
-    assert record["history"]["finetune"]["epochs"] == [1]  # epoch 0 not repeated
+    history = record["history"]["finetune"]
+    assert history["epochs"] == [0, 1]  # every epoch, not only those resumed
+    assert history["loss"][0] == first["loss"][0]
+    assert len(history["val_task_loss"]) == 2
     assert (out / "serving" / "saved_model.pb").is_file()
 
 
