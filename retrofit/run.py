@@ -351,6 +351,11 @@ class RunSettings:
         return None
 
     @property
+    def pretrained(self):
+        """Whether the backbone starts from trained weights."""
+        return self.weights != "none"
+
+    @property
     def backbone_weights(self):
         return None if self.weights == "none" else self.weights
 
@@ -537,6 +542,40 @@ def _build(settings, info):
     )
 
 
+def set_backbone_trainable(model, trainable, pretrained):
+    """Freezes or unfreezes the backbone of a retrofit model.
+
+    Unfrozen, a pretrained backbone keeps its batch normalization layers in
+    inference mode, as Keras' transfer-learning guide advises: trained,
+    they would normalise with the statistics of each batch of the new task
+    (and, in adversarial training, of attacked inputs) while their slow
+    moving averages (momentum 0.99 to 0.999) stay near the pretraining
+    data's, and a model that fits its training batches then classifies at
+    chance in inference mode. A backbone trained from random weights needs
+    its statistics learned, so all of it trains.
+
+    Example:
+
+    >>> model = build_retrofit_model("MobileNetV2", (32, 32, 3), 2,
+    ...                              units=4, weights=None)
+    >>> set_backbone_trainable(model, True, pretrained=True)
+    >>> backbone = backbone_layer(model)
+    >>> backbone.trainable, backbone.get_layer("bn_Conv1").trainable
+    (True, False)
+
+    Args:
+        model: A model of `build_retrofit_model`.
+        trainable: Whether the backbone trains.
+        pretrained: Whether its weights were trained before the retrofit.
+    """
+    backbone = backbone_layer(model)
+    backbone.trainable = trainable
+    if trainable and pretrained:
+        for layer in backbone._flatten_layers(include_self=False):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+
+
 def _recipe(settings, model):
     """The run's `Recipe` for `model`, checked against the settings."""
     try:
@@ -553,7 +592,7 @@ def _rebuild(settings, info, directory, done, trainable):
         model.load_weights(directory / "checkpoints" / f"{done[-1]}.weights.h5")
     elif settings.calibrated:
         model.load_weights(directory / "checkpoints" / CALIBRATED)
-    backbone_layer(model).trainable = trainable
+    set_backbone_trainable(model, trainable, settings.pretrained)
     return model
 
 
@@ -672,7 +711,9 @@ def train_run(settings, directory, record, splits, model, recipes, log):
         used = natural if phase.natural else recipe
         log(f"[{phase.name}] training {epochs} epoch(s) with recipe "
             f"{used.name!r}")
-        backbone_layer(model).trainable = phase.backbone_trainable
+        set_backbone_trainable(
+            model, phase.backbone_trainable, settings.pretrained
+        )
         if settings.strategy != "none":
             # Variables must be made inside the strategy's scope: rebuild the
             # model there, with the weights of the phases already done.
