@@ -100,7 +100,7 @@ RAMP_VARIANTS = ("ramp: none", "ramp: probe", "ramp: fine-tune", "ramp: both")
 DATASET = "cifar10"
 DEFAULTS = dict(
     train_size=3000, epochs=3, batch_size=64, units=128,
-    train_attack_steps=5, eval_images=200, apgd_steps=20, square_queries=300,
+    train_attack_steps=3, eval_images=200, apgd_steps=20, square_queries=300,
     seed=0,
 )
 QUICK = dict(
@@ -117,7 +117,7 @@ WORDING = dict(
     eval_images="{ours} test images of the second half (all: {paper})",
 )
 OPTIONS = {
-    "--pretrain-epochs": dict(type=arguments.positive_int, default=15,
+    "--pretrain-epochs": dict(type=arguments.positive_int, default=30,
                               help="maximum epochs of natural pretraining "
                               "on the first half"),
     "--pretrain-size": dict(type=arguments.positive_int, default=None,
@@ -266,12 +266,15 @@ def _ramping(variant):
 def retrofit_run(name, seed, weights, task, args):
     """Runs (or reuses) one retrofit; returns its `run.json` record.
 
-    A finished run in the same folder with the same command and ramp
-    phases is reused.
+    A finished run with the same command and ramp phases is reused.
     """
     variant = VARIANTS[name]
-    slug = "".join(c if c.isalnum() else "-" for c in name)
-    out = args.runs / "finetune" / f"{slug}-seed{seed}"
+    # Variants that train alike share their runs ("pretrained" is one of
+    # the ramp variants, whichever the phase table makes it).
+    ramps = "+".join(_ramping(variant)) or "none"
+    out = args.runs / "finetune" / (
+        f"{'pretrained' if variant.pretrained else 'scratch'}-"
+        f"{'probe' if variant.probe else 'no-probe'}-ramp-{ramps}-seed{seed}")
     argv = command(variant, seed, weights, task, args)
     stored = out / "run.json"
     if stored.is_file():
