@@ -78,7 +78,7 @@ EVALUATION_EPS = 8 / 255
 # What a run whose caps train without adversarial training says, once.
 CAPS_ALONE = (
     "note: capped activations alone do not withstand adaptive attacks "
-    "(docs/results/robust_retrofit/table.md); pass --eps RADIUS for "
+    "(docs/results/robust_retrofit_mnist/table.md); pass --eps RADIUS for "
     "adversarial fine-tuning"
 )
 
