@@ -1,4 +1,4 @@
-"""Robust training with and without learned caps, over the three settings.
+"""Robust training with and without learned caps, over the settings run.
 
 Reads the `results.json` that `experiments/robust_retrofit.py` wrote for
 each setting (MNIST, the CIFAR-10 subset, the pretrained backbone) and
@@ -219,8 +219,8 @@ def write(summary, args):
 
     return results.write(
         args,
-        title="Robust training with and without learned caps: the three "
-        "settings together",
+        title="Robust training with and without learned caps: "
+        + ", ".join(o["setting"] for o in summary["outcomes"]) + " together",
         description=[
             "From " + ", ".join(f"`{path}`" for path in args.results)
             + f"; alpha = {args.alpha:g}. A setting of the tests is one data "
