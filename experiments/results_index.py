@@ -73,6 +73,14 @@ EXPERIMENTS = {
         "python experiments/cifar10_retrofit.py --eval-images 200",
         "19 min",
     ),
+    "robust_retrofit_mnist": (
+        "Robust training with and without learned caps (plain, PGD-AT, "
+        "TRADES, D-ReLU + PGD-AT, D-ReLU + TRADES, D-ReLU alone), MNIST, "
+        "eps 0.3",
+        "python experiments/robust_retrofit.py --setting mnist "
+        "--train-attack-steps 5 --out docs/results/robust_retrofit_mnist",
+        "18 min",
+    ),
 }
 INTRODUCTION = """\
 # Experiment results

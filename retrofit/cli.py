@@ -50,13 +50,20 @@ from retrofit.export import ExportError  # noqa: E402
 from retrofit.placements import PLACEMENTS  # noqa: E402
 from retrofit.run import CALIBRATION_EXAMPLES  # noqa: E402
 from retrofit.run import CALIBRATION_QUANTILE  # noqa: E402
+from retrofit.run import EVALUATION_EPS  # noqa: E402
 from retrofit.run import NORMS  # noqa: E402
+from retrofit.run import PHASES  # noqa: E402
+from retrofit.run import RAMP  # noqa: E402
 from retrofit.run import PRECISIONS  # noqa: E402
 from retrofit.run import SUITE_CHOICES  # noqa: E402
 from retrofit.run import RunError  # noqa: E402
 from retrofit.run import RunSettings  # noqa: E402
+from retrofit.run import robust_recipe  # noqa: E402
 
 COMMANDS = ("evaluate", "export", "backbones")
+PHASE_HELP = {phase.name: phase.description for phase in PHASES}
+RAMPING = " and ".join(phase.name for phase in PHASES if phase.ramps)
+EVALUATION_EPS_TEXT = f"{round(EVALUATION_EPS * 255)}/255"
 
 
 def _number(text):
@@ -102,10 +109,10 @@ def _recipe_help(argument, default=None):
     )
 
 
-def _add_evaluation_options(parser, defaults):
+def _add_evaluation_options(parser, defaults, eps_help):
     group = parser.add_argument_group("robustness evaluation")
     group.add_argument("--eps", type=_number, default=defaults.get("eps"),
-                       help="attack radius, e.g. 8/255 (default: %(default)s)")
+                       help=eps_help)
     group.add_argument("--norm", choices=NORMS, default=defaults.get("norm"),
                        help="threat model, also of the recipes that take a norm "
                             "(default: %(default)s)")
@@ -194,16 +201,18 @@ def train_parser():
 
     training = parser.add_argument_group("training")
     training.add_argument("--recipe", choices=(AUTO, *RECIPES), default=d.recipe,
-                          help=f"{AUTO}: {AUTO_DESCRIPTION}; "
+                          help=f"{AUTO}: {robust_recipe().name} when --eps is "
+                               f"given, else {AUTO_DESCRIPTION}; "
                                + _table_help(RECIPES, d.recipe))
     training.add_argument("--epochs", type=int, default=d.epochs,
                           help="maximum epochs, with the paper's early stopping "
                                "(default: %(default)s)")
     training.add_argument("--freeze-epochs", type=int, default=d.freeze_epochs,
-                          help="epochs with the backbone frozen first (default: %(default)s)")
+                          help="epochs first with " + PHASE_HELP["frozen"]
+                               + " (default: %(default)s)")
     training.add_argument("--natural-epochs", type=int, default=d.natural_epochs,
-                          help="natural epochs before an adversarial recipe "
-                               "(default: %(default)s)")
+                          help="epochs of " + PHASE_HELP["natural"]
+                               + ", after the frozen ones (default: %(default)s)")
     training.add_argument("--batch-size", type=int, default=d.batch_size,
                           help="batch size (default: %(default)s)")
     training.add_argument("--train-eps", type=_number,
@@ -213,6 +222,13 @@ def train_parser():
     training.add_argument("--beta", type=_number, help=_recipe_help("beta"))
     training.add_argument("--mixup-alpha", type=_number,
                           help=_recipe_help("mixup_alpha"))
+    training.add_argument("--eps-ramp", type=_number, metavar="EPOCHS",
+                          help=_setting_help(
+                              f"epochs over which the training radius grows "
+                              f"linearly from 0 to its target, in phase "
+                              f"{RAMPING} (Ngnawe et al. 2025: robust fine-tuning "
+                              f"of a pretrained model transfers badly without it)",
+                              RECIPES, "arguments", RAMP, "none"))
     training.add_argument("--inner-gradient", choices=INNER_GRADIENTS,
                           help=_recipe_help("inner_gradient",
                                             default=str(INNER_GRADIENT_DEFAULT)))
@@ -224,7 +240,13 @@ def train_parser():
                                "(default: %(default)s)")
     training.add_argument("--seed", type=int, default=d.seed,
                           help="seed of every random choice (default: %(default)s)")
-    evaluation = _add_evaluation_options(parser, dataclasses.asdict(d))
+    evaluation = _add_evaluation_options(
+        parser, dataclasses.asdict(d),
+        f"attack radius, e.g. 8/255, of the evaluation and of the training of "
+        f"the adversarial recipes; given, it makes --recipe {AUTO} pick "
+        f"{robust_recipe().name} (default: {EVALUATION_EPS_TEXT} for the "
+        f"evaluation, and no robust training)",
+    )
     evaluation.add_argument("--no-evaluate", dest="evaluate", action="store_false",
                             help="train and export only; 'retrofit evaluate' can run "
                                  "the evaluation later")
@@ -241,7 +263,9 @@ def evaluate_parser():
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted evaluation with the same settings "
                              "from its saved state in RUN_DIR (default: start afresh)")
-    _add_evaluation_options(parser, {})
+    _add_evaluation_options(
+        parser, {}, "attack radius, e.g. 8/255 (default: the run's)"
+    )
     return parser
 
 

@@ -2,10 +2,11 @@
 
 A run lives in one output directory:
 
-- `run.json`: every setting, the stage reached and every result
-  (with `--initial-max-value auto`, the calibrated caps);
-- `checkpoints/<phase>/`: `BackupAndRestore` state while a phase trains,
-  and `<phase>.weights.h5` once it is done;
+- `run.json`: every setting, the stage reached, every result (with
+  `--initial-max-value auto`, the calibrated caps) and the history of
+  every epoch, written as each epoch ends;
+- `checkpoints/<phase>/`: `BackupAndRestore` state while a phase of
+  `PHASES` trains, and `<phase>.weights.h5` once it is done;
 - `model.keras`: the trained classifier;
 - `report.md`, `report.json`, `report.csv`, `examples.png`: the
   robustness evaluation;
@@ -44,11 +45,14 @@ from keras_drelu.evaluation import EvaluationStateError
 from keras_drelu.evaluation import evaluate_robustness
 from keras_drelu.evaluation.suites import budget_overrides
 from keras_drelu.layers.activations import make_activation
-from keras_drelu.training import RECIPES
 from keras_drelu.training import INNER_GRADIENTS
+from keras_drelu.training import RECIPES
 from keras_drelu.training import STRATEGIES
+from keras_drelu.training import contains_caps
 from keras_drelu.training import get_recipe
+from keras_drelu.training import paper_callbacks
 from keras_drelu.training import train
+from keras_drelu.training.callbacks import TASK_LOSS
 from keras_drelu.training.recipes import AUTO
 from retrofit import data as data_sources
 from retrofit.backbones import get_backbone
@@ -67,6 +71,81 @@ EVALUATION_STATE = "evaluation-state.npz"
 # (`keras_drelu.calibrate_caps`), so that the caps clip from the first step.
 CALIBRATION_QUANTILE = 0.99
 CALIBRATION_EXAMPLES = 512
+# The recipe argument that `eps_ramp` sets, counted in steps.
+RAMP = "eps_ramp_steps"
+# The radius of the evaluation when `--eps` is not given.
+EVALUATION_EPS = 8 / 255
+# What a run whose caps train without adversarial training says, once.
+CAPS_ALONE = (
+    "note: capped activations alone do not withstand adaptive attacks "
+    "(docs/results/robust_retrofit_mnist/table.md); pass --eps RADIUS for "
+    "adversarial fine-tuning"
+)
+
+
+def robust_recipe():
+    """The recipe `recipe="auto"` picks when a radius is given: the entry
+    of `RECIPES` marked `robust_default` (the last registered, if several).
+
+    Example:
+
+    >>> robust_recipe().adversarial
+    True
+    """
+    marked = [recipe for recipe in RECIPES.values() if recipe.robust_default]
+    if not marked:
+        raise RunError(
+            "no recipe of RECIPES is marked robust_default; pass --recipe"
+        )
+    return marked[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One training phase of a run; a run trains the phases of `PHASES` in
+    order, each with a fresh optimizer, skipping those given no epochs.
+
+    Args:
+        name: Its name in `run.json` and under `checkpoints/`.
+        epochs: The `RunSettings` field holding its number of epochs.
+        description: What it does, in words.
+        backbone_trainable: Whether the backbone trains; frozen, only the
+            layers around it do.
+        natural: Whether it trains naturally (`get_recipe("auto")`: the
+            cap penalty, if any, and nothing adversarial) instead of with
+            the run's recipe.
+        ramps: Whether the run's `eps_ramp` applies in it.
+    """
+
+    name: str
+    epochs: str
+    description: str
+    backbone_trainable: bool = True
+    natural: bool = False
+    ramps: bool = False
+
+
+PHASES = (
+    Phase(
+        "frozen", "freeze_epochs",
+        "the backbone frozen, the layers around it trained with the run's "
+        "recipe: with an adversarial recipe, a robust linear probe, the warm "
+        "start of robust fine-tuning (Robust Linear Initialization, CVPR "
+        "2024)",
+        backbone_trainable=False, ramps=False,
+    ),
+    Phase(
+        "natural", "natural_epochs",
+        "natural training of the whole model before an adversarial recipe "
+        "(the D-ReLU paper's schedule)",
+        natural=True,
+    ),
+    Phase(
+        "finetune", "epochs",
+        "the whole model trained with the run's recipe",
+        ramps=True,
+    ),
+)
 
 
 def _tensorflow_gpu():
@@ -116,11 +195,15 @@ class RunSettings:
         max_value: Fixed cap, for the activations that take one.
         weights: `"imagenet"`, `"none"` or a weights file.
         backbone_size: Side the backbone is fed (`None`: automatic).
-        recipe: One of `keras_drelu.training.RECIPES`, or `"auto"`, which
-            picks one for the model (`keras_drelu.training.get_recipe`).
-        epochs: Maximum fine-tuning epochs.
-        freeze_epochs: Epochs with the backbone frozen, before fine-tuning.
-        natural_epochs: Natural epochs before an adversarial recipe.
+        recipe: One of `keras_drelu.training.RECIPES`, or `"auto"`: with
+            `eps` given, the robust default (`robust_recipe`), else a
+            recipe for the model (`keras_drelu.training.get_recipe`).
+        epochs: Maximum fine-tuning epochs (phase `finetune` of `PHASES`).
+        freeze_epochs: Epochs with the backbone frozen, trained with the
+            run's recipe, before fine-tuning (phase `frozen`): with an
+            adversarial recipe, the robust linear-probe warm start.
+        natural_epochs: Natural epochs before an adversarial recipe (phase
+            `natural`).
         batch_size: Training and evaluation batch size.
         train_eps: Radius of the training perturbation, for the recipes
             that take one (`None`: `eps`).
@@ -133,7 +216,12 @@ class RunSettings:
         inner_gradient: Gradient the training attack follows through capped
             ReLUs, `"bpda"` or `"exact"`, for the recipes that attack
             (`None`: `"bpda"` for a model with caps, else `"exact"`).
-        eps: Radius of the robustness evaluation.
+        eps_ramp: Epochs over which the training radius of an adversarial
+            recipe grows linearly from 0 to its target, in each phase of
+            `PHASES` that ramps (`None`: no ramp).
+        eps: Radius of the robustness evaluation and, unless `train_eps`
+            is given, of training (`None`: `EVALUATION_EPS`); given, it
+            also makes `recipe="auto"` the robust default.
         norm: `"linf"` or `"l2"`, of the evaluation and of the recipes that
             take a norm.
         suite: Attack suite; `"auto"` is `"adaptive"` for capped models.
@@ -175,7 +263,8 @@ class RunSettings:
     beta: float | None = None
     mixup_alpha: float | None = None
     inner_gradient: str | None = None
-    eps: float = 8 / 255
+    eps_ramp: float | None = None
+    eps: float | None = None
     norm: str = "linf"
     suite: str = "auto"
     eval_images: int = 500
@@ -224,6 +313,7 @@ class RunSettings:
         if self.inner_gradient is not None:
             check_choice("inner_gradient", self.inner_gradient, INNER_GRADIENTS)
         check_choice("recipe", self.recipe, (AUTO, *RECIPES))
+        check_non_negative("eps_ramp", self.eps_ramp, allow_none=True)
         check_choice("suite", self.suite, SUITE_CHOICES)
         check_choice("norm", self.norm, NORMS)
         check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
@@ -259,7 +349,7 @@ class RunSettings:
         for name in ("eps", "train_eps"):
             check_number(
                 name, getattr(self, name), low=0, high=upper, closed="neither",
-                allow_none=name == "train_eps",
+                allow_none=True,
             )
         if self.weights not in ("imagenet", "none") and not os.path.isfile(
             self.weights
@@ -268,8 +358,28 @@ class RunSettings:
                 f"weights file {self.weights!r} does not exist; use "
                 "--weights imagenet, none or a path to a weights file"
             )
+        recipe = self.chosen_recipe()
+        if recipe is not None:
+            self.check_recipe(recipe)
+
+    @property
+    def evaluation_eps(self):
+        """The radius of the evaluation: `eps`, else `EVALUATION_EPS`."""
+        return EVALUATION_EPS if self.eps is None else self.eps
+
+    def chosen_recipe(self):
+        """The run's `Recipe`, or `None` where the model decides (`"auto"`
+        without `eps`)."""
         if self.recipe != AUTO:
-            self.check_recipe(RECIPES[self.recipe])
+            return RECIPES[self.recipe]
+        if self.eps is not None:
+            return robust_recipe()
+        return None
+
+    @property
+    def pretrained(self):
+        """Whether the backbone starts from trained weights."""
+        return self.weights != "none"
 
     @property
     def backbone_weights(self):
@@ -301,7 +411,7 @@ class RunSettings:
             "mixup_alpha": self.mixup_alpha,
             "inner_gradient": self.inner_gradient,
         }
-        for name, value in (("eps", self.eps), ("norm", self.norm)):
+        for name, value in (("eps", self.evaluation_eps), ("norm", self.norm)):
             if name in recipe.arguments and given.get(name) is None:
                 given[name] = value
         return given
@@ -311,6 +421,13 @@ class RunSettings:
         recipe.settings(
             natural_epochs=self.natural_epochs, **self.recipe_settings(recipe)
         )
+        if self.eps_ramp is not None and RAMP not in recipe.arguments:
+            takers = [r.name for r in RECIPES.values() if RAMP in r.arguments]
+            raise RunError(
+                f"Argument `eps_ramp` does not apply to recipe="
+                f"{recipe.name!r}; the recipes {takers} take it. Received: "
+                f"eps_ramp={self.eps_ramp}"
+            )
         if model is not None:
             recipe.check_model(model)
 
@@ -423,14 +540,6 @@ def _check_writable(path):
         ) from error
 
 
-def _phases(settings):
-    phases = []
-    if settings.freeze_epochs:
-        phases.append(("frozen", settings.freeze_epochs))
-    phases.append(("finetune", settings.epochs))
-    return phases
-
-
 def _set_precision(settings):
     backend = keras.backend.backend()
     has_gpu = GPU_PRESENT[backend]()
@@ -460,10 +569,44 @@ def _build(settings, info):
     )
 
 
+def set_backbone_trainable(model, trainable, pretrained):
+    """Freezes or unfreezes the backbone of a retrofit model.
+
+    Unfrozen, a pretrained backbone keeps its batch normalization layers in
+    inference mode, as Keras' transfer-learning guide advises: trained,
+    they would normalise with the statistics of each batch of the new task
+    (and, in adversarial training, of attacked inputs) while their slow
+    moving averages (momentum 0.99 to 0.999) stay near the pretraining
+    data's, and a model that fits its training batches then classifies at
+    chance in inference mode. A backbone trained from random weights needs
+    its statistics learned, so all of it trains.
+
+    Example:
+
+    >>> model = build_retrofit_model("MobileNetV2", (32, 32, 3), 2,
+    ...                              units=4, weights=None)
+    >>> set_backbone_trainable(model, True, pretrained=True)
+    >>> backbone = backbone_layer(model)
+    >>> backbone.trainable, backbone.get_layer("bn_Conv1").trainable
+    (True, False)
+
+    Args:
+        model: A model of `build_retrofit_model`.
+        trainable: Whether the backbone trains.
+        pretrained: Whether its weights were trained before the retrofit.
+    """
+    backbone = backbone_layer(model)
+    backbone.trainable = trainable
+    if trainable and pretrained:
+        for layer in backbone._flatten_layers(include_self=False):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+
+
 def _recipe(settings, model):
     """The run's `Recipe` for `model`, checked against the settings."""
     try:
-        recipe = get_recipe(settings.recipe, model)
+        recipe = settings.chosen_recipe() or get_recipe(settings.recipe, model)
         settings.check_recipe(recipe, model)
     except ValueError as error:
         raise RunError(str(error)) from error
@@ -476,7 +619,7 @@ def _rebuild(settings, info, directory, done, trainable):
         model.load_weights(directory / "checkpoints" / f"{done[-1]}.weights.h5")
     elif settings.calibrated:
         model.load_weights(directory / "checkpoints" / CALIBRATED)
-    backbone_layer(model).trainable = trainable
+    set_backbone_trainable(model, trainable, settings.pretrained)
     return model
 
 
@@ -515,51 +658,118 @@ def calibrate(settings, model, splits, log):
     return {"quantile": quantile, "examples": len(images), "max_values": summary}
 
 
-def train_run(settings, directory, record, splits, model, recipe, log):
-    """Fine-tunes `model` phase by phase, resuming a phase from its backup."""
+class EpochRecorder(keras.callbacks.Callback):
+    """Writes each finished epoch's logs into the run's history and
+    `run.json`, so that a run resumed after a kill keeps every epoch.
+
+    It is placed before the `BackupAndRestore` callback: an epoch is in
+    `run.json` before its backup is saved, and an epoch run again after a
+    kill between the two replaces its record (and any after it).
+
+    Args:
+        directory: The run's `RunDirectory`.
+        record: The run's record; `record["history"][phase]` holds the
+            epochs run (`"epochs"`) and each logged value per epoch.
+        phase: The name of the phase trained.
+    """
+
+    def __init__(self, directory, record, phase):
+        super().__init__()
+        self.directory = directory
+        self.record = record
+        self.phase = phase
+
+    def on_epoch_end(self, epoch, logs=None):
+        history = self.record.setdefault("history", {}).setdefault(
+            self.phase, {"epochs": []}
+        )
+        if epoch in history["epochs"]:
+            kept = history["epochs"].index(epoch)
+            for values in history.values():
+                del values[kept:]
+        done = len(history["epochs"])
+        history["epochs"].append(int(epoch))
+        for key, value in (logs or {}).items():
+            history.setdefault(key, [None] * done).append(float(value))
+        for values in history.values():
+            values.extend([None] * (done + 1 - len(values)))
+        self.directory.write(self.record)
+
+
+def _callbacks(directory, record, phase, splits):
+    """The paper's callbacks, the epoch recorder, then the backup."""
+    monitor = TASK_LOSS if splits.validation is None else "val_" + TASK_LOSS
+    return [
+        *paper_callbacks(None, monitor),
+        EpochRecorder(directory, record, phase),
+        keras.callbacks.BackupAndRestore(
+            str(directory / "checkpoints" / phase)
+        ),
+    ]
+
+
+def train_run(settings, directory, record, splits, model, recipes, log):
+    """Fine-tunes `model` phase by phase (`PHASES`), resuming a phase from
+    its backup.
+
+    Args:
+        settings: The `RunSettings`.
+        directory: The `RunDirectory`.
+        record: The run's record, updated and written as training goes.
+        splits: The `DataSplits`.
+        model: The classifier.
+        recipes: `(recipe, natural)`: the run's `Recipe` and the one of the
+            natural phase.
+        log: Where progress lines go.
+    """
+    recipe, natural = recipes
     record["recipe"] = recipe.name
     done = record.setdefault("phases_done", [])
-    history = record.setdefault("history", {})
+    record.setdefault("history", {})
     seeded = False
-    for phase, epochs in _phases(settings):
-        weights_file = directory / "checkpoints" / f"{phase}.weights.h5"
-        if phase in done and weights_file.is_file():
+    for phase in PHASES:
+        epochs = getattr(settings, phase.epochs)
+        if not epochs:
+            continue
+        weights_file = directory / "checkpoints" / f"{phase.name}.weights.h5"
+        if phase.name in done and weights_file.is_file():
             model.load_weights(weights_file)
             continue
-        log(f"[{phase}] training {epochs} epoch(s) with recipe {recipe.name!r}")
-        trainable = phase != "frozen"
-        backbone_layer(model).trainable = trainable
+        used = natural if phase.natural else recipe
+        log(f"[{phase.name}] training {epochs} epoch(s) with recipe "
+            f"{used.name!r}")
+        set_backbone_trainable(
+            model, phase.backbone_trainable, settings.pretrained
+        )
         if settings.strategy != "none":
             # Variables must be made inside the strategy's scope: rebuild the
             # model there, with the weights of the phases already done.
             model = functools.partial(
-                _rebuild, settings, splits.info, directory, done, trainable
+                _rebuild, settings, splits.info, directory, done,
+                phase.backbone_trainable,
             )
+        recipe_settings = {} if phase.natural else settings.recipe_settings(used)
         result = train(
             model,
             splits.train,
             splits.validation,
-            recipe=recipe.name,
+            recipe=used.name,
             epochs=epochs,
-            natural_epochs=settings.natural_epochs if phase == "finetune" else 0,
-            backup_dir=str(directory / "checkpoints" / phase),
+            eps_ramp=settings.eps_ramp if phase.ramps and not phase.natural
+            else None,
+            callbacks=_callbacks(directory, record, phase.name, splits),
+            default_callbacks=False,
             strategy=None if settings.strategy == "none" else settings.strategy,
             seed=None if seeded else settings.seed,
             verbose="auto",
-            **settings.recipe_settings(recipe),
+            **recipe_settings,
         )
         seeded = True
         model = result.model
         model.save_weights(weights_file)
-        record["recipe_settings"] = result.settings
-        history[phase] = {
-            "epochs": [int(epoch) for epoch in result.epochs],
-            **{
-                key: [float(v) for v in values]
-                for key, values in result.history.items()
-            },
-        }
-        done.append(phase)
+        if not phase.natural:
+            record["recipe_settings"] = result.settings
+        done.append(phase.name)
         directory.write(record)
     backbone_layer(model).trainable = True
     return model
@@ -590,7 +800,7 @@ def evaluate_model(settings, directory, record, model, splits, log, resume=False
         report = evaluate_robustness(
             model,
             splits.test,
-            eps=settings.eps,
+            eps=settings.evaluation_eps,
             n_examples=settings.eval_images,
             norm=settings.norm,
             suite=None if settings.suite == "auto" else settings.suite,
@@ -678,13 +888,18 @@ def run(settings, out, *, resume=False, overwrite=False, log=print):
         f"XLA: {'on' if xla else 'off'}"
     )
     stage = STAGES.index(record["stage"])
-    model = recipe = None
+    model = recipes = None
     calibration = None
     if stage < STAGES.index("trained"):
+        # Seeded before the model is built, so that its initial weights,
+        # and the caps calibrated on them, repeat with the seed.
+        keras.utils.set_random_seed(settings.seed)
         model = _build(settings.model_settings(), splits.info)
-        recipe = _recipe(settings, model)
+        recipes = (_recipe(settings, model), get_recipe(AUTO, model))
         if settings.calibrated:
             calibration = calibrate(settings, model, splits, log)
+        if not recipes[0].adversarial and contains_caps(model):
+            log(CAPS_ALONE)
     if not resume:
         if overwrite and directory.path.exists():
             shutil.rmtree(directory.path)
@@ -695,7 +910,7 @@ def run(settings, out, *, resume=False, overwrite=False, log=print):
         model.save_weights(directory / "checkpoints" / CALIBRATED)
         directory.write(record)
     if model is not None:
-        model = train_run(settings, directory, record, splits, model, recipe, log)
+        model = train_run(settings, directory, record, splits, model, recipes, log)
         directory.save_model(model)
         record["stage"] = "trained"
         directory.write(record)

@@ -1,6 +1,9 @@
+import dataclasses
 import json
+import math
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -13,6 +16,7 @@ from retrofit import run as runs
 from retrofit.cli import main
 from retrofit.placements import build_retrofit_model
 
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent.parent / "docs" / "results"
 TINY = [
     "--weights", "none", "--units", "8", "--epochs", "1", "--limit", "120",
     "--batch-size", "32", "--eval-images", "16", "--apgd-steps", "2",
@@ -154,7 +158,7 @@ def test_interrupted_run_resumes_without_repeating_epochs(tmp_path, capsys, monk
     real_train = runs.train
 
     def interrupted_train(*args, **kwargs):
-        return real_train(*args, **{**kwargs, "callbacks": [Interrupt()]})
+        return real_train(*args, **{**kwargs, "callbacks": [*kwargs["callbacks"], Interrupt()]})
 
     # A tiny stand-in for the backbone: this test is about resuming, and
     # tracing a real backbone's train step twice would dominate it.
@@ -169,14 +173,20 @@ def test_interrupted_run_resumes_without_repeating_epochs(tmp_path, capsys, monk
     record = json.loads((out / "run.json").read_text())
     assert record["stage"] == "created"
     assert not (out / "model.keras").exists()
+    first = record["history"]["finetune"]
+    assert first["epochs"] == [0]  # written as the epoch ended
 
     monkeypatch.setattr(runs, "train", real_train)
     status, printed, err = run_cli(capsys, *argv, "--resume")
     assert status == 0, err
+    assert "Epoch 2/2" in printed and "Epoch 1/2" not in printed  # not repeated
     record = json.loads((out / "run.json").read_text())
     assert record["stage"] == "exported"
     assert "results" not in record  # --no-evaluate
-    assert record["history"]["finetune"]["epochs"] == [1]  # epoch 0 not repeated
+    history = record["history"]["finetune"]
+    assert history["epochs"] == [0, 1]  # every epoch, not only those resumed
+    assert history["loss"][0] == first["loss"][0]
+    assert len(history["val_task_loss"]) == 2
     assert (out / "serving" / "saved_model.pb").is_file()
 
 
@@ -432,3 +442,185 @@ def test_help_documents_calibration_and_inner_gradient(capsys):
     assert "(default: bpda for a model with capped ReLUs, else exact)" in text
     assert "initial cap, or auto: each cap at a quantile" in text
     assert f"(default: {runs.CALIBRATION_QUANTILE})" in text
+
+
+KILLED_RUN = """
+import os, signal, sys
+import keras
+sys.path.insert(0, {tests!r})
+from retrofit import run as runs
+from retrofit.cli import main
+from test_cli import tiny_retrofit
+
+class Kill(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+real_train = runs.train
+
+def killed_train(*args, callbacks, **kwargs):
+    # The kill comes after the backup of epoch 1, or between its record in
+    # run.json and its backup.
+    at = len(callbacks) if {after_backup} else len(callbacks) - 1
+    return real_train(*args, callbacks=[*callbacks[:at], Kill(), *callbacks[at:]], **kwargs)
+
+runs._build = tiny_retrofit
+runs.train = killed_train
+main({argv!r})
+"""
+
+
+@pytest.mark.parametrize("after_backup", [True, False])
+def test_killed_run_keeps_every_epoch_in_run_json(after_backup, tmp_path, capsys,
+                                                  monkeypatch):
+    out = tmp_path / "run"
+    argv = ["--backbone", "MobileNetV2", "--dataset", "digits", "--out", str(out),
+            *TINY, "--epochs", "4", "--no-evaluate"]
+    script = KILLED_RUN.format(tests=str(pathlib.Path(__file__).parent),
+                               after_backup=after_backup, argv=argv)
+    killed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    before = json.loads((out / "run.json").read_text())["history"]["finetune"]
+    assert before["epochs"] == [0, 1]  # each epoch recorded as it ended
+
+    monkeypatch.setattr(runs, "_build", tiny_retrofit)
+    status, printed, err = run_cli(capsys, *argv, "--resume")
+    assert status == 0, err
+    # Epoch 1 runs again only if its backup was not saved.
+    assert ("Epoch 2/4" in printed) is not after_backup
+    history = json.loads((out / "run.json").read_text())["history"]["finetune"]
+    assert history["epochs"] == [0, 1, 2, 3]
+    assert set(history) == set(before)
+    assert all(len(values) == 4 for values in history.values())
+    assert history["loss"][0] == before["loss"][0]
+    if after_backup:
+        assert history["loss"][1] == before["loss"][1]
+
+
+def test_same_seed_builds_and_calibrates_the_same_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(runs, "_build", tiny_retrofit)
+
+    def calibrated(name, seed):
+        out = tmp_path / name
+        status, _, err = run_cli(
+            capsys, "--backbone", "MobileNetV2", "--dataset", "digits", "--out",
+            str(out), *TINY, "--initial-max-value", "auto", "--seed", str(seed),
+            "--no-evaluate",
+        )
+        assert status == 0, err
+        settings = runs.RunSettings(**json.loads((out / "run.json").read_text())["settings"])
+        model = tiny_retrofit(settings.model_settings(), runs.load_data(settings).info)
+        model.load_weights(out / "checkpoints" / runs.CALIBRATED)
+        return [keras.ops.convert_to_numpy(w) for w in model.weights]
+
+    first, again, other = calibrated("a", 3), calibrated("b", 3), calibrated("c", 4)
+    for left, right in zip(first, again):
+        np.testing.assert_array_equal(left, right)
+    assert any(not np.array_equal(left, right) for left, right in zip(first, other))
+
+
+@pytest.mark.parametrize("extra, recipe, note", [
+    (["--eps", "8/255"], runs.robust_recipe().name, False),
+    ([], "drelu", True),
+    (["--eps", "8/255", "--recipe", "drelu"], "drelu", True),
+    (["--activation", "relu"], "standard", False),
+])
+def test_eps_given_picks_the_robust_recipe(extra, recipe, note, tmp_path, capsys,
+                                           monkeypatch):
+    monkeypatch.setattr(runs, "_build", tiny_retrofit)
+    out = tmp_path / "run"
+    status, printed, err = run_cli(
+        capsys, "--backbone", "MobileNetV2", "--dataset", "digits", "--out", str(out),
+        *TINY, *extra, "--no-evaluate",
+    )
+    assert status == 0, err
+    record = json.loads((out / "run.json").read_text())
+    assert record["recipe"] == recipe
+    notes = [line for line in printed.splitlines() if line == runs.CAPS_ALONE]
+    assert len(notes) == (1 if note else 0)
+    # The note links to the committed results that show it.
+    (linked,) = re.findall(r"docs/results/(\S+\.md)", runs.CAPS_ALONE)
+    assert (RESULTS_DIR / linked).is_file()
+    # The evaluation radius stays 8/255 whether given or not.
+    assert runs.RunSettings(**record["settings"]).evaluation_eps == pytest.approx(8 / 255)
+
+
+def test_robust_recipe_is_the_table_entry_marked_robust_default(monkeypatch):
+    from keras_drelu.training import RECIPES
+
+    marked = [recipe.name for recipe in RECIPES.values() if recipe.robust_default]
+    assert marked == [runs.robust_recipe().name]
+    assert RECIPES[marked[0]].adversarial
+    monkeypatch.setitem(RECIPES, "pgd-at-2", dataclasses.replace(
+        RECIPES["pgd-at"], name="pgd-at-2", robust_default=True))
+    assert runs.robust_recipe().name == "pgd-at-2"  # the last registered wins
+    with pytest.raises(ValueError, match="not adversarial"):
+        dataclasses.replace(RECIPES["standard"], robust_default=True)
+
+
+def test_robust_path_end_to_end(tmp_path, capsys, monkeypatch):
+    """Probe with the backbone frozen, then fine-tune, both adversarial,
+    with the radius ramped, then the adaptive evaluation."""
+    monkeypatch.setattr(runs, "_build", tiny_retrofit)
+    out = tmp_path / "robust"
+    status, printed, err = run_cli(
+        capsys, "--backbone", "MobileNetV2", "--dataset", "digits", "--out", str(out),
+        *TINY, "--eps", "8/255", "--attack-steps", "2", "--freeze-epochs", "1",
+        "--eps-ramp", "0.5", "--initial-max-value", "auto",
+    )
+    assert status == 0, err
+    robust = runs.robust_recipe().name
+    assert f"[frozen] training 1 epoch(s) with recipe {robust!r}" in printed
+    assert f"[finetune] training 1 epoch(s) with recipe {robust!r}" in printed
+    assert runs.CAPS_ALONE not in printed
+    assert "Worst-case robust accuracy" in printed
+    record = json.loads((out / "run.json").read_text())
+    assert record["settings"]["eps_ramp"] == 0.5
+    assert record["phases_done"] == ["frozen", "finetune"]
+    assert set(record["history"]) == {"frozen", "finetune"}
+    # Half an epoch of the training split, in steps, in the phases that ramp.
+    settings = runs.RunSettings(**record["settings"])
+    splits = runs.load_data(settings)
+    assert record["recipe_settings"]["eps_ramp_steps"] == math.ceil(0.5 * len(splits.train))
+    assert record["recipe_settings"]["inner_gradient"] == "bpda"
+    assert record["results"]["robustness"]["suite"] == "adaptive"
+    # The probe trained the layers around the backbone, not the backbone.
+    calibrated = tiny_retrofit(settings.model_settings(), splits.info)
+    calibrated.load_weights(out / "checkpoints" / runs.CALIBRATED)
+    probed = tiny_retrofit(settings.model_settings(), splits.info)
+    probed.load_weights(out / "checkpoints" / "frozen.weights.h5")
+    for layer in ("tiny", "head_dense"):
+        before = calibrated.get_layer(layer).get_weights()[0]
+        after = probed.get_layer(layer).get_weights()[0]
+        assert np.array_equal(before, after) is (layer == "tiny"), layer
+
+
+def test_natural_epochs_are_a_phase_of_their_own(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(runs, "_build", tiny_retrofit)
+    out = tmp_path / "run"
+    status, printed, err = run_cli(
+        capsys, "--backbone", "MobileNetV2", "--dataset", "digits", "--out", str(out),
+        *TINY, "--recipe", "pgd-at", "--attack-steps", "1", "--natural-epochs", "1",
+        "--no-evaluate",
+    )
+    assert status == 0, err
+    assert "[natural] training 1 epoch(s) with recipe 'drelu'" in printed
+    record = json.loads((out / "run.json").read_text())
+    assert record["phases_done"] == ["natural", "finetune"]
+    assert record["recipe"] == "pgd-at"
+    assert record["recipe_settings"]["attack_steps"] == 1
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--eps-ramp", "2"], "`eps_ramp` does not apply to recipe='drelu'"),
+    (["--recipe", "pgd-at", "--eps-ramp=-1"], "eps_ramp=-1"),
+])
+def test_eps_ramp_is_checked(extra, message, capsys, tmp_path):
+    assert_usage_error(
+        capsys, ["--backbone", "MobileNetV2", "--dataset", "digits",
+                 "--out", str(tmp_path / "out"), *TINY, *extra], message)
+    assert not (tmp_path / "out").exists()

@@ -4,6 +4,7 @@ Every quick run evaluates with the masking checks on; the reports it writes
 carry the checks' fields.
 """
 
+import argparse
 import doctest
 import importlib
 import json
@@ -433,3 +434,206 @@ def test_cap_learning_quick_records_caps_against_steps(shared_data_dir, tmp_path
     steps = 3 * per_epoch
     assert linear == pytest.approx(100 - steps * 1e-3, abs=steps * 5e-4)
     assert log == pytest.approx(100 * math.exp(-0.01 * steps), rel=0.05)
+
+
+# ---- robust retrofit (issue 13) ---------------------------------------------
+
+ROBUST_SCRIPTS = ("robust_retrofit", "pretrained_backbone",
+                  "robust_retrofit_summary")
+
+
+@pytest.mark.parametrize("name", ROBUST_SCRIPTS)
+def test_robust_scripts_help(name, capsys):
+    parser = arguments.ExperimentParser.of(script(name))
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--help"])
+    assert exit_info.value.code == 0
+    assert f"python experiments/{name}.py" in capsys.readouterr().out
+
+
+def _robust_row(method, seed, clean, worst, lam=None, n=10):
+    correct = round(clean * n)
+    robust = round(worst * n)
+    return dict(key=[method, lam, seed], method=method, lam=lam, seed=seed,
+                clean=clean, worst_case=worst, accuracy={"APGD-CE": worst},
+                flags=[], caps={"head_drelu": {"mean": 0.5}} if lam is not None
+                else {}, correct="1" * correct + "0" * (n - correct),
+                robust="1" * robust + "0" * (n - robust), train_seconds=1.0,
+                eval_seconds=1.0)
+
+
+def _robust_outcome(setting, levels, lam=1e-3):
+    """Rows of every method and seed: (clean, worst) + a seed offset."""
+    robust_retrofit = script("robust_retrofit")
+    rows = []
+    for seed in (0, 1, 2):
+        for method, (clean, worst) in levels.items():
+            caps = "lam" in robust_retrofit.ACTIVATIONS[
+                robust_retrofit.METHODS[method].activation].settings
+            rows.append(_robust_row(method, seed, clean + 0.01 * seed,
+                                    worst + 0.01 * seed,
+                                    lam if caps else None))
+    return dict(setting=setting, rows=rows, pretraining=None,
+                wall_seconds=1.0)
+
+
+LEVELS = {"plain": (0.9, 0.0), "PGD-AT": (0.8, 0.4), "TRADES": (0.7, 0.5),
+          "D-ReLU + PGD-AT": (0.8, 0.3), "D-ReLU + TRADES": (0.7, 0.6),
+          "D-ReLU alone": (0.9, 0.1)}
+
+
+def test_robust_retrofit_intervals_against_closed_forms():
+    from scipy import stats as scipy_stats
+
+    robust_retrofit = script("robust_retrofit")
+    differences = np.array([1.0, 4.0, 2.5])
+    mean, low, high = robust_retrofit.t_interval(differences)
+    expected = scipy_stats.t.interval(
+        0.95, 2, loc=differences.mean(), scale=scipy_stats.sem(differences))
+    assert mean == pytest.approx(2.5)
+    assert (low, high) == pytest.approx(expected)
+    ones, zeros = np.ones((3, 50), int), np.zeros((3, 50), int)
+    assert robust_retrofit.bootstrap_interval(ones, zeros) == (100.0, 100.0)
+    assert robust_retrofit.bootstrap_interval(ones, ones) == (0.0, 0.0)
+    # Half the images differ by one: the interval holds 50 and is narrow
+    # enough to leave out 30 and 70.
+    half = np.tile(np.arange(50) % 2, (3, 1))
+    low, high = robust_retrofit.bootstrap_interval(half, zeros)
+    assert 30 < low < 50 < high < 70
+
+
+@pytest.mark.parametrize("worst, clean, verdict", [
+    ((0.60, 0.61, 0.62), (0.70, 0.70, 0.70), "yes"),   # +10 points, clean same
+    ((0.50, 0.51, 0.50), (0.70, 0.70, 0.70), "no"),    # about +0
+    ((0.60, 0.61, 0.62), (0.60, 0.60, 0.60), "no"),    # clean -10 points
+    ((0.52, 0.60, 0.45), (0.70, 0.70, 0.70), "not decided"),
+])
+def test_robust_retrofit_question_verdicts(worst, clean, verdict):
+    robust_retrofit = script("robust_retrofit")
+    outcome = _robust_outcome("mnist", {"TRADES": (0.7, 0.5)})
+    for seed in (0, 1, 2):
+        outcome["rows"].append(_robust_row(
+            "D-ReLU + TRADES", seed, clean[seed] + 0.01 * seed,
+            worst[seed] + 0.01 * seed, lam=1e-3))
+    args = argparse.Namespace(lam=1e-3, seeds=[0, 1, 2])
+    answer = robust_retrofit.question(outcome, args)
+    assert answer["verdict"] == verdict
+    assert answer["worst_case"]["differences"] == pytest.approx(
+        [100 * (w - 0.5) for w in worst])
+
+
+@pytest.mark.shared_data
+def test_robust_retrofit_quick_and_its_kept_rows(shared_data_dir, tmp_path,
+                                                 monkeypatch):
+    robust_retrofit = script("robust_retrofit")
+    argv = ["--setting", "mnist", "--quick", "--data",
+            str(shared_data_dir / "mnist.npz"), "--out", str(tmp_path / "out"),
+            "--runs", str(tmp_path / "runs")]
+    paths = results.main(robust_retrofit, argv)
+    assert [p.name for p in paths] == ["table.md", "results.json",
+                                       "methods.png", "lambda_sweep.png"]
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "| Method | Clean | APGD-CE | **Worst case** |" in table
+    assert "## D-ReLU + TRADES minus TRADES (paired by seed, points)" in table
+    assert "## Lambda sweep of D-ReLU + TRADES (one seed)" in table
+    assert "256 training images (all: 60000)" in table
+    assert "APGD and FAB-T with 2 steps (AutoAttack: 100)" in table
+    outcome = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert {(r["method"], r["lam"], r["seed"]) for r in outcome["rows"]} == {
+        ("plain", None, 0), ("TRADES", None, 0), ("D-ReLU + TRADES", 0.001, 0),
+        ("plain", None, 1), ("TRADES", None, 1), ("D-ReLU + TRADES", 0.001, 1),
+        ("D-ReLU + TRADES", 0.1, 0),
+    }
+    for row in outcome["rows"]:
+        assert row["checks"]["zero_gradient_share"] is not None
+        assert row["checks"]["large_eps_accuracy"] is not None
+        assert len(row["robust"]) == len(row["correct"]) == 12
+        assert row["worst_case"] == pytest.approx(row["robust"].count("1") / 12)
+        assert row["clean"] == pytest.approx(row["correct"].count("1") / 12)
+        assert bool(row["caps"]) is (row["lam"] is not None)
+    assert outcome["question"]["seeds"] == [0, 1]
+    # A rerun with the same settings trains nothing again.
+    monkeypatch.setattr(robust_retrofit, "train_row", None)
+    results.main(robust_retrofit, argv)
+    again = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert again["rows"] == outcome["rows"]
+
+
+def test_pretrained_backbone_class_halves(tmp_path):
+    pretrained = script("pretrained_backbone")
+    source = tmp_path / "all.npz"
+    names = np.array([f"c{i}" for i in range(10)])
+    np.savez(source, x_train=np.arange(20 * 4, dtype="uint8").reshape(20, 2, 2),
+             y_train=np.arange(20) % 10, x_test=np.zeros((10, 2, 2), "uint8"),
+             y_test=np.arange(10)[::-1], class_names=names)
+    first, second = pretrained.class_halves(source, tmp_path / "halves")
+    with np.load(first) as a, np.load(second) as b:
+        assert a["class_names"].tolist() == ["c0", "c1", "c2", "c3", "c4"]
+        assert b["class_names"].tolist() == ["c5", "c6", "c7", "c8", "c9"]
+        assert a["y_train"].tolist() == [0, 1, 2, 3, 4] * 2
+        assert b["y_train"].tolist() == [0, 1, 2, 3, 4] * 2
+        # Test images keep their order; labels renumbered from 0.
+        assert b["y_test"].tolist() == [4, 3, 2, 1, 0]
+        np.testing.assert_array_equal(b["x_train"][0, ..., 0],
+                                      np.arange(20, 24).reshape(2, 2))
+
+
+def test_pretrained_backbone_moves_the_ramp_and_restores_the_phases():
+    pretrained = script("pretrained_backbone")
+    from retrofit import run as runs
+
+    saved = runs.PHASES
+    with pretrained.ramps_in(("frozen",)):
+        assert [p.name for p in runs.PHASES if p.ramps] == ["frozen"]
+    assert runs.PHASES is saved
+    assert pretrained._ramping(pretrained.VARIANTS["pretrained"]) == [
+        p.name for p in saved if p.ramps]
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_pretrained_backbone_quick_pretrains_and_retrofits(shared_data_dir,
+                                                           tmp_path):
+    pretrained = script("pretrained_backbone")
+    paths = results.main(pretrained, [
+        "--quick", "--data", str(shared_data_dir / "cifar10-subset.npz"),
+        "--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")])
+    assert [p.name for p in paths] == ["table.md", "results.json"]
+    weights = tmp_path / "runs" / "mobilenetv2-first-half.weights.h5"
+    # The file is the backbone without its top: retrofit --weights loads it.
+    from retrofit.backbones import build_backbone, get_backbone
+    build_backbone(get_backbone("MobileNetV2"), 32, str(weights))
+    outcome = json.loads((tmp_path / "out" / "results.json").read_text())
+    (row,) = outcome["rows"]
+    assert row["variant"] == "ramp: both"
+    assert row["ramp_phases"] == ["frozen", "finetune"]
+    assert row["command"][row["command"].index("--weights") + 1] == str(weights)
+    assert set(row["history"]) == {"frozen", "finetune"}
+    assert "## Where the eps ramp belongs" in (tmp_path / "out" / "table.md").read_text()
+
+
+def test_robust_retrofit_summary_on_synthetic_results(tmp_path):
+    robust_retrofit = script("robust_retrofit")
+    summary_script = script("robust_retrofit_summary")
+    files = []
+    for setting in ("mnist", "cifar10", "pretrained"):
+        outcome = _robust_outcome(setting, LEVELS)
+        args = argparse.Namespace(lam=1e-3, seeds=[0, 1, 2])
+        outcome["question"] = robust_retrofit.question(outcome, args)
+        outcome["settings"] = dict(lam=1e-3, seeds=[0, 1, 2],
+                                   methods=list(robust_retrofit.METHODS))
+        files.append(tmp_path / f"{setting}.json")
+        files[-1].write_text(json.dumps(outcome))
+    paths = results.main(summary_script, [
+        "--results", *map(str, files), "--out", str(tmp_path / "out")])
+    assert [p.name for p in paths] == ["table.md", "results.json",
+                                       "critical_difference.png"]
+    written = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert len(written["columns"]) == 9
+    ranks = written["friedman"]["average_ranks"]
+    assert ranks["D-ReLU + TRADES"] == 1.0 and ranks["plain"] == 6.0
+    # D-ReLU + TRADES is 10 points ahead of TRADES in every setting-seed.
+    assert written["pooled"]["worst_case"]["mean"] == pytest.approx(10.0)
+    assert written["questions"]["mnist"]["verdict"] == "yes"
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "| mnist | +10.0 [+10.0, +10.0] | +0.0 [+0.0, +0.0] | yes |" in table

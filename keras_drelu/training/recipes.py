@@ -122,6 +122,10 @@ class Recipe:
         needs_penalised_caps: Whether the model must hold a `DReLU` layer
             with a non-zero cap penalty (`has_penalised_caps`). Defaults to
             `False`.
+        robust_default: Whether it is the recipe that a user who asks for
+            robustness at a radius but for no recipe gets (`retrofit
+            --eps`); one adversarial recipe of `RECIPES` is. Defaults to
+            `False`.
     """
 
     name: str
@@ -132,6 +136,7 @@ class Recipe:
     required: tuple = ()
     adversarial: bool = False
     needs_penalised_caps: bool = False
+    robust_default: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or self.name == AUTO:
@@ -172,6 +177,15 @@ class Recipe:
             "needs_penalised_caps",
             check_bool("needs_penalised_caps", self.needs_penalised_caps),
         )
+        object.__setattr__(
+            self, "robust_default",
+            check_bool("robust_default", self.robust_default),
+        )
+        if self.robust_default and not self.adversarial:
+            raise ValueError(
+                f"Recipe {self.name!r} cannot be the robust default: it is "
+                "not adversarial"
+            )
 
     def settings(self, natural_epochs=0, model=None, **given):
         """The settings to train with: `given` over `defaults`.
@@ -271,6 +285,7 @@ def register_recipe(
     required=(),
     adversarial=False,
     needs_penalised_caps=False,
+    robust_default=False,
 ):
     """Adds a recipe to `RECIPES`, for `train` and the `retrofit` command.
 
@@ -306,6 +321,8 @@ def register_recipe(
             `False`.
         needs_penalised_caps: Whether the model needs a penalised `DReLU`.
             Defaults to `False`.
+        robust_default: Whether it is the robust default (see `Recipe`);
+            of several, the last registered is. Defaults to `False`.
 
     Returns:
         The new `Recipe`.
@@ -324,6 +341,7 @@ def register_recipe(
         required=required,
         adversarial=adversarial,
         needs_penalised_caps=needs_penalised_caps,
+        robust_default=robust_default,
     )
     RECIPES[name] = recipe
     return recipe
@@ -403,6 +421,7 @@ register_recipe(
     defaults={**_ATTACK_DEFAULTS, "attack_steps": 10, "beta": 6.0},
     required=("eps",),
     adversarial=True,
+    robust_default=True,
 )
 register_recipe(
     "mtlat",
