@@ -72,14 +72,9 @@ class AdversarialTraining(RobustTraining):
         self, classifier, eps, step_size=None, steps=10, norm="linf",
         from_logits=False, inner_gradient=None, eps_ramp_steps=0, **kwargs,
     ):
-        steps = check_positive("steps", steps, integer=True)
-        eps = check_positive("eps", eps)
-        if step_size is None:
-            step_size = 2.5 * eps / steps
         super().__init__(
-            classifier, eps=eps, step_size=step_size, steps=steps, norm=norm,
-            from_logits=from_logits, inner_gradient=inner_gradient,
-            eps_ramp_steps=eps_ramp_steps, **kwargs,
+            classifier, eps, step_size, steps, norm, from_logits,
+            inner_gradient, eps_ramp_steps, **kwargs,
         )
 
     def adversarial_inputs(self, x, y):

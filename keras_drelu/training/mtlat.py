@@ -89,14 +89,9 @@ class MTLAT(RobustTraining):
         steps=1, norm="linf", from_logits=False, seed=None,
         inner_gradient=None, eps_ramp_steps=0, **kwargs,
     ):
-        steps = check_positive("steps", steps, integer=True)
-        eps = check_positive("eps", eps)
-        if step_size is None:
-            step_size = 2.5 * eps / steps
         super().__init__(
-            classifier, eps=eps, step_size=step_size, steps=steps, norm=norm,
-            from_logits=from_logits, inner_gradient=inner_gradient,
-            eps_ramp_steps=eps_ramp_steps, **kwargs,
+            classifier, eps, step_size, steps, norm, from_logits,
+            inner_gradient, eps_ramp_steps, **kwargs,
         )
         self.alpha = check_positive("alpha", alpha)
         if target_weight is None:
@@ -173,23 +168,10 @@ class MTLAT(RobustTraining):
         """The `task_loss` metric on soft labels (`task_loss_metric`)."""
         return task_loss_metric(self.from_logits, soft_labels=True)
 
-    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
-        """`keras.Model.compile`, the loss defaulting to soft-label CE.
-
-        Args:
-            optimizer: As in `keras.Model.compile`. Defaults to `"adam"`.
-            loss: As in `keras.Model.compile`; it receives soft labels.
-                Defaults to `None`,
-                `CategoricalCrossentropy(from_logits=self.from_logits)`.
-            metrics: As in `keras.Model.compile`. Defaults to `None`.
-            **kwargs: Other `keras.Model.compile` arguments.
-        """
-        if loss is None:
-            loss = keras.losses.CategoricalCrossentropy(
-                from_logits=self.from_logits
-            )
-        super().compile(
-            optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
+    def default_loss(self):
+        """Cross-entropy on the soft labels of the mixed batch."""
+        return keras.losses.CategoricalCrossentropy(
+            from_logits=self.from_logits
         )
 
     def training_batch(self, x, y, sample_weight=None):

@@ -74,7 +74,8 @@ class RobustTraining(backend_step(), keras.Model):
         classifier: The Keras model to train, mapping images to class
             probabilities or logits.
         eps: Radius of the threat model.
-        step_size: Length of each attack step.
+        step_size: Length of each attack step. `None`: `2.5 * eps / steps`
+            (Madry et al.).
         steps: Number of attack steps.
         norm: `"linf"` or `"l2"`.
         from_logits: Whether `classifier` outputs logits rather than
@@ -100,8 +101,10 @@ class RobustTraining(backend_step(), keras.Model):
             )
         self.classifier = classifier
         self.eps = check_positive("eps", eps)
-        self.step_size = check_positive("step_size", step_size)
         self.steps = check_positive("steps", steps, integer=True)
+        if step_size is None:
+            step_size = 2.5 * self.eps / self.steps
+        self.step_size = check_positive("step_size", step_size)
         self.norm = check_choice("norm", norm, NORMS)
         self.from_logits = check_bool("from_logits", from_logits)
         if inner_gradient is None:
@@ -167,22 +170,29 @@ class RobustTraining(backend_step(), keras.Model):
         cross-entropy without penalties (`callbacks.task_loss_metric`)."""
         return task_loss_metric(self.from_logits)
 
+    def default_loss(self):
+        """The loss `compile` uses when given none: cross-entropy on labels."""
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=self.from_logits
+        )
+
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
-        """`keras.Model.compile`, with the loss defaulting to cross-entropy.
+        """`keras.Model.compile`, with the loss defaulting to the recipe's.
 
         Args:
             optimizer: As in `keras.Model.compile`. Defaults to `"adam"`.
             loss: As in `keras.Model.compile`. Defaults to `None`,
-                `SparseCategoricalCrossentropy(from_logits=self.from_logits)`.
+                `self.default_loss()`: `SparseCategoricalCrossentropy(
+                from_logits=self.from_logits)` unless the recipe says
+                otherwise.
             metrics: As in `keras.Model.compile`. Defaults to `None`.
             **kwargs: Other `keras.Model.compile` arguments.
         """
-        if loss is None:
-            loss = keras.losses.SparseCategoricalCrossentropy(
-                from_logits=self.from_logits
-            )
         super().compile(
-            optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
+            optimizer=optimizer,
+            loss=self.default_loss() if loss is None else loss,
+            metrics=metrics,
+            **kwargs,
         )
 
     def get_config(self):

@@ -5,7 +5,6 @@ import typing
 import keras
 
 from keras_drelu.arguments import check_non_negative
-from keras_drelu.arguments import check_positive
 from keras_drelu.attacks.pgd import projected_gradient_descent
 from keras_drelu.training.robust_training import RobustTraining
 from keras_drelu.training.robust_training import probabilities
@@ -46,15 +45,14 @@ class TRADES(RobustTraining):
     Example:
 
     >>> import numpy as np
-    >>> classifier = keras.Sequential([
-    ...     keras.Input((4,)), keras.layers.Dense(3, activation="softmax")
-    ... ])
-    >>> trainer = TRADES(classifier, beta=6.0, eps=0.1, steps=3)
-    >>> trainer.compile(optimizer="adam", metrics=["accuracy"])
-    >>> x = np.random.default_rng(0).uniform(size=(8, 4)).astype("float32")
-    >>> history = trainer.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
-    >>> sorted(history.history)
-    ['accuracy', 'loss']
+    >>> logits = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> trainer = TRADES(logits, beta=6.0, eps=0.1, steps=3, from_logits=True)
+    >>> trainer.compile()  # cross-entropy on the logits, Adam
+    >>> inputs = np.random.default_rng(1).uniform(size=(16, 4))
+    >>> labels = np.arange(16) % 3
+    >>> losses = trainer.fit(inputs, labels, epochs=2, verbose=0).history
+    >>> len(losses["loss"])  # cross-entropy + 6 KL(clean || adversarial)
+    2
 
     Args:
         classifier: The Keras model to train, mapping inputs in `[0, 1]` to
@@ -80,14 +78,9 @@ class TRADES(RobustTraining):
         self, classifier, beta=6.0, *, eps, step_size=None, steps=10,
         norm="linf", from_logits=False, inner_gradient=None, eps_ramp_steps=0, **kwargs,
     ):
-        steps = check_positive("steps", steps, integer=True)
-        eps = check_positive("eps", eps)
-        if step_size is None:
-            step_size = 2.5 * eps / steps
         super().__init__(
-            classifier, eps=eps, step_size=step_size, steps=steps, norm=norm,
-            from_logits=from_logits, inner_gradient=inner_gradient,
-            eps_ramp_steps=eps_ramp_steps, **kwargs,
+            classifier, eps, step_size, steps, norm, from_logits,
+            inner_gradient, eps_ramp_steps, **kwargs,
         )
         self.beta = check_non_negative("beta", beta)
         self.divergence = keras.losses.KLDivergence(name="trades_kl")
