@@ -5,6 +5,7 @@ import math
 import numpy as np
 from keras import ops
 
+from keras_drelu import backends
 from keras_drelu.arguments import check_bool
 from keras_drelu.arguments import check_number
 from keras_drelu.arguments import check_positive
@@ -345,29 +346,43 @@ class Square(Attack):
         shapes = ops.convert_to_tensor(self.window_shapes(x.shape[1:]))
         propose = self._linf_step if self.norm == "linf" else self._l2_step
 
-        def body(i, x_best, margin_best, queries):
+        def proposal(i, x_best):
+            # The last iteration proposes for one more, never evaluated.
+            shape = ops.take(shapes, ops.minimum(i, self.n_queries - 1), axis=0)
+            return propose(images, x_best, grid, shape, keys, _DRAWS * (i + 1))
+
+        def advance(i, x_best, margin_best, queries, x_new, logits):
+            """Keeps `x_new` where it lowers the margin; proposes the next."""
+            margin_new = -margin(logits, y)
             active = margin_best >= 0.0
-            draw = _DRAWS * (i + 1)
-            shape = ops.take(shapes, i, axis=0)
-            x_new = propose(images, x_best, grid, shape, keys, draw)
-            margin_new = self._margin(grid.to_input(x_new), y)
             improved = ops.logical_and(active, margin_new < margin_best)
+            x_best = ops.where(expand_like(improved, images), x_new, x_best)
             return (
-                i + 1,
-                ops.where(expand_like(improved, images), x_new, x_best),
+                x_best,
                 ops.where(improved, margin_new, margin_best),
                 queries + ops.cast(active, "int32"),
+                proposal(i + 1, x_best),
             )
 
-        def more(i, x_best, margin_best, queries):
+        # The dozens of small operations between two forward passes, in one
+        # kernel: on a small model they cost as much as the pass when run
+        # one by one.
+        advance = backends.fuse(advance)
+
+        def body(i, x_best, margin_best, queries, x_new):
+            logits = self.logits(grid.to_input(x_new))
+            return (
+                i + 1, *advance(i, x_best, margin_best, queries, x_new, logits)
+            )
+
+        def more(i, x_best, margin_best, queries, x_new):
             return ops.logical_and(
                 i < self.n_queries, ops.any(margin_best >= 0.0)
             )
 
-        _, x_best, _, queries = ops.while_loop(
-            more,
-            body,
-            (ops.convert_to_tensor(0, "int32"), x_best, margin_best, queries),
+        i = ops.convert_to_tensor(0, "int32")
+        _, x_best, _, queries, _ = ops.while_loop(
+            more, body, (i, x_best, margin_best, queries, proposal(i, x_best))
         )
         return grid.to_input(x_best), queries
 
