@@ -352,16 +352,25 @@ class Square(Attack):
             return propose(images, x_best, grid, shape, keys, _DRAWS * (i + 1))
 
         def advance(i, x_best, margin_best, queries, x_new, logits):
-            """Keeps `x_new` where it lowers the margin; proposes the next."""
+            """Keeps `x_new` where it lowers the margin; proposes the next.
+
+            Also whether to go on: queries left and an input not yet
+            misclassified.
+            """
             margin_new = -margin(logits, y)
             active = margin_best >= 0.0
             improved = ops.logical_and(active, margin_new < margin_best)
             x_best = ops.where(expand_like(improved, images), x_new, x_best)
+            margin_best = ops.where(improved, margin_new, margin_best)
+            more = ops.logical_and(
+                i + 1 < self.n_queries, ops.any(margin_best >= 0.0)
+            )
             return (
                 x_best,
-                ops.where(improved, margin_new, margin_best),
+                margin_best,
                 queries + ops.cast(active, "int32"),
                 proposal(i + 1, x_best),
+                more,
             )
 
         # The dozens of small operations between two forward passes, in one
@@ -369,20 +378,18 @@ class Square(Attack):
         # one by one.
         advance = backends.fuse(advance)
 
-        def body(i, x_best, margin_best, queries, x_new):
+        def body(i, x_best, margin_best, queries, x_new, more):
             logits = self.logits(grid.to_input(x_new))
             return (
                 i + 1, *advance(i, x_best, margin_best, queries, x_new, logits)
             )
 
-        def more(i, x_best, margin_best, queries, x_new):
-            return ops.logical_and(
-                i < self.n_queries, ops.any(margin_best >= 0.0)
-            )
-
         i = ops.convert_to_tensor(0, "int32")
-        _, x_best, _, queries, _ = ops.while_loop(
-            more, body, (i, x_best, margin_best, queries, proposal(i, x_best))
+        more = ops.any(margin_best >= 0.0)
+        _, x_best, _, queries, _, _ = ops.while_loop(
+            lambda *state: state[-1],
+            body,
+            (i, x_best, margin_best, queries, proposal(i, x_best), more),
         )
         return grid.to_input(x_best), queries
 
