@@ -137,6 +137,23 @@ def test_gradients_of_unconnected_inputs_are_zero():
     assert keras.ops.convert_to_numpy(aux).tolist() == [1.0, 1.0, 1.0]
 
 
+def test_fused_functions_give_what_they_fuse_inside_compiled_ones():
+    def step(x, scale):
+        return {"x": keras.ops.clip(x * scale, 0.0, 1.0), "sum": keras.ops.sum(x)}
+
+    fused = backends.fuse(step)
+    run = backends.compile(
+        lambda x: keras.ops.fori_loop(
+            0, 3, lambda i, x: fused(x, 1.5)["x"] + 0.01, x
+        )
+    )
+    x = np.linspace(0.0, 0.5, 8, dtype="float32")[:, None]
+    expected = x
+    for _ in range(3):
+        expected = np.clip(expected * 1.5, 0.0, 1.0) + 0.01
+    np.testing.assert_allclose(run(x), expected, rtol=1e-6)
+
+
 def test_bad_distribute_values_name_the_backend(digits_relu, digits):
     x, y = digits
     with pytest.raises(ValueError, match="on the TensorFlow backend"):

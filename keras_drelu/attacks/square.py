@@ -5,6 +5,7 @@ import math
 import numpy as np
 from keras import ops
 
+from keras_drelu import backends
 from keras_drelu.arguments import check_bool
 from keras_drelu.arguments import check_number
 from keras_drelu.arguments import check_positive
@@ -345,29 +346,50 @@ class Square(Attack):
         shapes = ops.convert_to_tensor(self.window_shapes(x.shape[1:]))
         propose = self._linf_step if self.norm == "linf" else self._l2_step
 
-        def body(i, x_best, margin_best, queries):
+        def proposal(i, x_best):
+            # The last iteration proposes for one more, never evaluated.
+            shape = ops.take(shapes, ops.minimum(i, self.n_queries - 1), axis=0)
+            return propose(images, x_best, grid, shape, keys, _DRAWS * (i + 1))
+
+        def advance(i, x_best, margin_best, queries, x_new, logits):
+            """Keeps `x_new` where it lowers the margin; proposes the next.
+
+            Also whether to go on: queries left and an input not yet
+            misclassified.
+            """
+            margin_new = -margin(logits, y)
             active = margin_best >= 0.0
-            draw = _DRAWS * (i + 1)
-            shape = ops.take(shapes, i, axis=0)
-            x_new = propose(images, x_best, grid, shape, keys, draw)
-            margin_new = self._margin(grid.to_input(x_new), y)
             improved = ops.logical_and(active, margin_new < margin_best)
+            x_best = ops.where(expand_like(improved, images), x_new, x_best)
+            margin_best = ops.where(improved, margin_new, margin_best)
+            more = ops.logical_and(
+                i + 1 < self.n_queries, ops.any(margin_best >= 0.0)
+            )
             return (
-                i + 1,
-                ops.where(expand_like(improved, images), x_new, x_best),
-                ops.where(improved, margin_new, margin_best),
+                x_best,
+                margin_best,
                 queries + ops.cast(active, "int32"),
+                proposal(i + 1, x_best),
+                more,
             )
 
-        def more(i, x_best, margin_best, queries):
-            return ops.logical_and(
-                i < self.n_queries, ops.any(margin_best >= 0.0)
+        # The dozens of small operations between two forward passes, in one
+        # kernel: on a small model they cost as much as the pass when run
+        # one by one.
+        advance = backends.fuse(advance)
+
+        def body(i, x_best, margin_best, queries, x_new, more):
+            logits = self.logits(grid.to_input(x_new))
+            return (
+                i + 1, *advance(i, x_best, margin_best, queries, x_new, logits)
             )
 
-        _, x_best, _, queries = ops.while_loop(
-            more,
+        i = ops.convert_to_tensor(0, "int32")
+        more = ops.any(margin_best >= 0.0)
+        _, x_best, _, queries, _, _ = ops.while_loop(
+            lambda *state: state[-1],
             body,
-            (ops.convert_to_tensor(0, "int32"), x_best, margin_best, queries),
+            (i, x_best, margin_best, queries, proposal(i, x_best), more),
         )
         return grid.to_input(x_best), queries
 

@@ -12,6 +12,8 @@ Attacks, checks and analyses are written in `keras.ops`. The few things
   `keras.StatelessScope`, so that nothing is baked in and nothing retraces
   when weights change; PyTorch runs eagerly), and split over the devices of
   the `distribute(...)` scope it is called in;
+- `fuse(fn)`: `fn` compiled into one kernel inside a compiled function
+  (`tf.function(jit_compile=True)` on TensorFlow; `fn` itself elsewhere);
 - `random_uniform` and `random_normal` for callers seeded as `keras.random`
   is (`None`, an int or a `keras.random.SeedGenerator`).
 
@@ -72,6 +74,26 @@ def value_and_grad(fn, x):
     (5.0, [2.0, 4.0])
     """
     return _module().value_and_grad(fn, keras.ops.convert_to_tensor(x))
+
+
+def fuse(fn):
+    """`fn` compiled into one kernel, called inside a compiled function.
+
+    For the elementwise bookkeeping around a model's pass in an attack's
+    step. TensorFlow runs a graph op by op, tens of microseconds each on a
+    CPU, so that on a small model dozens of them cost as much as the
+    gradient; XLA (`jit_compile=True`) fuses them into a few kernels. The
+    model's pass stays outside: XLA's convolutions on CPU are several times
+    slower than TensorFlow's own. JAX's `jit` fuses already and PyTorch
+    runs eagerly: there `fn` is returned as it is.
+
+    Args:
+        fn: A function of tensors, without side effects.
+
+    Returns:
+        A function of the same arguments and results.
+    """
+    return _module().fuse(fn)
 
 
 def random_uniform(shape, minval=0.0, maxval=1.0, dtype="float32", seed=None):

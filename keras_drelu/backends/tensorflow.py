@@ -33,6 +33,10 @@ def compile(fn, variables):
     )
 
 
+def fuse(fn):
+    return tf.function(fn, jit_compile=True, autograph=False)
+
+
 def padded_size(n):
     # Traces relax to a batch of unknown size: no padding needed.
     return n

@@ -1,0 +1,71 @@
+"""`benchmarks/attack_speed.py --quick`: one table, TensorFlow, JAX and ART."""
+
+import math
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "benchmarks" / "attack_speed.py"
+COLUMNS = [
+    "model", "attack", "unit", "ours TF", "ours JAX", "ART", "TF/ART",
+    "JAX/TF", "pass TF", "pass JAX", "TF/floor", "JAX/floor",
+]
+
+
+def table_rows(printed):
+    """Each row of the table as a dict of its columns, the header checked."""
+    lines = printed.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("model"))
+    names = [name for name in COLUMNS if name in lines[header]]
+    assert names == COLUMNS, lines[header]
+    rows = []
+    for line in lines[header + 2:]:
+        if not line.startswith(("dense_net", "shallow_cnn")):
+            break
+        cells = line.split()
+        assert len(cells) == len(COLUMNS), line
+        rows.append(dict(zip(COLUMNS, cells)))
+    return rows
+
+
+def number(cell):
+    """A cell's number, its `x` and goal star dropped."""
+    return float(cell.rstrip("*").rstrip("x"))
+
+
+@pytest.mark.slow
+def test_quick_attack_speed_prints_tensorflow_jax_art_and_square():
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick"], capture_output=True,
+        text=True, cwd=REPO_ROOT, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = table_rows(result.stdout)
+    assert [(r["model"], r["attack"], r["unit"]) for r in rows] == [
+        (model, attack, unit)
+        for model in ("dense_net", "shallow_cnn")
+        for attack, unit in (
+            ("PGD-2", "img/s"), ("APGD-CE-10", "img/s"),
+            ("Square-20", "query/s"),
+        )
+    ]
+    for row in rows:
+        values = {name: number(row[name]) for name in COLUMNS[3:]}
+        assert all(math.isfinite(v) and v > 0 for v in values.values()), row
+        # The ratios are those of the printed throughputs (rounded to units).
+        tf_art = values["ours TF"] / values["ART"]
+        assert values["TF/ART"] == pytest.approx(tf_art, rel=0.1), row
+        jax_tf = values["ours JAX"] / values["ours TF"]
+        assert values["JAX/TF"] == pytest.approx(jax_tf, rel=0.1), row
+    assert "Goals: TF/ART >= 1, JAX/TF >= 1, ours/floor <= 1.2" in result.stdout
+    # Why JAX may be slower: TensorFlow's pass when XLA compiles it.
+    xla = re.search(
+        r"compiled by XLA .*: dense_net ([\d.]+) ms, shallow_cnn ([\d.]+) ms",
+        result.stdout,
+    )
+    assert xla and all(float(ms) > 0 for ms in xla.groups()), result.stdout
