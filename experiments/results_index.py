@@ -81,6 +81,22 @@ EXPERIMENTS = {
         "--train-attack-steps 5 --out docs/results/robust_retrofit_mnist",
         "18 min",
     ),
+    "robust_retrofit_cifar10": (
+        "Robust training with and without learned caps (plain, PGD-AT, "
+        "TRADES, D-ReLU + PGD-AT, D-ReLU + TRADES, D-ReLU alone), CIFAR-10 "
+        "subset, eps 8/255",
+        "python experiments/robust_retrofit.py --setting cifar10 "
+        "--out docs/results/robust_retrofit_cifar10",
+        "52 min",
+    ),
+    "robust_retrofit_summary": (
+        "Robust training with and without learned caps: the settings "
+        "together, with significance tests",
+        "python experiments/robust_retrofit_summary.py --results "
+        "docs/results/robust_retrofit_mnist/results.json "
+        "docs/results/robust_retrofit_cifar10/results.json",
+        "seconds",
+    ),
 }
 INTRODUCTION = """\
 # Experiment results

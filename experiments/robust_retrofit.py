@@ -456,6 +456,12 @@ def run(args):
                 wall_seconds=time.perf_counter() - start)
 
 
+def _row_minutes(rows):
+    """Minutes the rows took to train and evaluate, summed."""
+    return sum(row["train_seconds"] + row["eval_seconds"]
+               for row in rows) / 60
+
+
 def label(method, lam):
     return method if lam is None else f"{method} (lambda {lam:g})"
 
@@ -578,10 +584,10 @@ def description(outcome, args):
         f"steps), Square with {args.square_queries} queries, BPDA(APGD-CE), "
         "BPDA(APGD-T), Transfer(APGD-CE); masking checks on. Accuracy in "
         "percent, mean ± standard deviation over seeds; **worst case** per "
-        "image over every attack. Wall time "
-        f"{outcome['wall_seconds'] / 60:.0f} min on 2 CPU cores shared with "
-        "other work (rows kept from an earlier run with the same settings "
-        "count their own time in `results.json`).",
+        "image over every attack. Training and evaluation took "
+        f"{_row_minutes(outcome['rows']):.0f} min on 2 CPU cores shared with "
+        "other work, the sum of the rows' own times (a row kept from an "
+        "earlier run with the same settings counts the time it took then).",
     ]
     if outcome["pretraining"]:
         record = outcome["pretraining"]
@@ -627,7 +633,8 @@ def question_table(answer):
             _interval(*part["bootstrap"]), f">= {needed:+.1f}",
         ])
     return lines + results.markdown_table(
-        ["Accuracy", "Per seed", "Mean", "95% t interval over seeds",
+        ["Accuracy", "Per seed", "Mean",
+         f"95% t interval over {len(answer['seeds'])} seeds",
          "95% bootstrap over test images", "Asked"], body)
 
 
