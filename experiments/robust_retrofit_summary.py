@@ -151,18 +151,8 @@ def tables(summary, args):
     anova, friedman = summary["anova"], summary["friedman"]
     lines += ["", f"## Significance tests over the worst case "
               f"({len(summary['columns'])} settings: data set and seed)", ""]
-    lines += results.markdown_table(
-        ["Test", "Statistic", "Critical value", "p", "df"],
-        [["ANOVA F", f"{anova.statistic:.2f}", f"{anova.critical_value:.2f}",
-          f"{anova.p_value:.3g}", f"{anova.df_between}, {anova.df_within}"],
-         ["Friedman chi2", f"{friedman.statistic:.2f}", "-",
-          f"{friedman.p_value:.3g}", f"{friedman.df_numerator}"],
-         ["Iman-Davenport F_F", f"{friedman.iman_davenport:.2f}",
-          f"{friedman.critical_value:.2f}",
-          f"{friedman.iman_davenport_p_value:.3g}",
-          f"{friedman.df_numerator}, {friedman.df_denominator}"],
-         ["Nemenyi CD", f"{summary['nemenyi'].critical_difference:.2f}", "-",
-          "-", "-"]])
+    lines += results.significance_table(
+        anova, friedman, summary["nemenyi"].critical_difference)
     return lines
 
 

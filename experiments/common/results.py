@@ -50,6 +50,27 @@ def markdown_table(header, rows):
             + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
 
 
+def significance_table(anova, friedman, critical_difference):
+    """The lines of the table of `keras_drelu.stats`' tests (Demšar 2006).
+
+    Args:
+        anova: The result of `keras_drelu.stats.anova`.
+        friedman: The result of `keras_drelu.stats.friedman`.
+        critical_difference: The Nemenyi critical difference.
+    """
+    return markdown_table(
+        ["Test", "Statistic", "Critical value", "p", "df"],
+        [["ANOVA F", f"{anova.statistic:.2f}", f"{anova.critical_value:.2f}",
+          f"{anova.p_value:.3g}", f"{anova.df_between}, {anova.df_within}"],
+         ["Friedman chi2", f"{friedman.statistic:.2f}", "-",
+          f"{friedman.p_value:.3g}", f"{friedman.df_numerator}"],
+         ["Iman-Davenport F_F", f"{friedman.iman_davenport:.2f}",
+          f"{friedman.critical_value:.2f}",
+          f"{friedman.iman_davenport_p_value:.3g}",
+          f"{friedman.df_numerator}, {friedman.df_denominator}"],
+         ["Nemenyi CD", f"{critical_difference:.2f}", "-", "-", "-"]])
+
+
 def flag_codes(reports):
     """The flag codes of `reports` (`RobustnessReport.to_dict()`), or `-`.
 
