@@ -381,10 +381,12 @@ def reading(outcome, args):
             f"({_cell(ramps[best][:, 1])}%, clean "
             f"{_cell(ramps[best][:, 0])}%)"
             + (f"; {'; '.join(others)}" if others else "") + ".")
-    flagged = sorted({row["variant"] for row in outcome["rows"]
-                      if row["flags"]})
-    lines.append("- Evaluation flags: " + (", ".join(flagged) or "none")
-                 + ".")
+    flagged = {}
+    for row in outcome["rows"]:
+        flagged.setdefault(row["variant"], set()).update(row["flags"])
+    named = [f"{variant}: {', '.join(sorted(codes))}"
+             for variant, codes in flagged.items() if codes]
+    lines.append("- Evaluation flags: " + ("; ".join(named) or "none") + ".")
     return lines
 
 

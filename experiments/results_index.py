@@ -89,6 +89,14 @@ EXPERIMENTS = {
         "--out docs/results/robust_retrofit_cifar10",
         "52 min",
     ),
+    "pretrained_backbone": (
+        "Pretrained means pretrained: MobileNetV2 pretrained here on half "
+        "the CIFAR-10 classes, retrofitted with TRADES on the other half, "
+        "against random weights at equal budget",
+        "python experiments/pretrained_backbone.py --variants scratch "
+        "pretrained 'pretrained, no probe'",
+        "35 min",
+    ),
     "robust_retrofit_summary": (
         "Robust training with and without learned caps: the settings "
         "together, with significance tests",
