@@ -179,3 +179,30 @@ def test_bad_arguments(kwargs, message):
     arguments = {"image_shape": (32, 32, 3), "num_classes": 3, "weights": None, **kwargs}
     with pytest.raises(ValueError, match=message):
         build_retrofit_model("MobileNetV2", **arguments)
+
+
+@pytest.mark.slow
+def test_retrofit_model_file_loads_after_import_retrofit(tmp_path, run_python):
+    # A run's model.keras holds retrofit's own preprocessing layer: a fresh
+    # process that imports `retrofit` (nothing else of it) must load it.
+    model = build_retrofit_model(
+        "MobileNetV3Small", (32, 32, 1), 3, units=8, lam=1e-3, weights=None
+    )
+    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 1)).astype("float32")
+    model.save(tmp_path / "model.keras")
+    np.save(tmp_path / "x.npy", x)
+    printed = run_python(
+        f"""
+        import numpy as np, keras
+        import retrofit
+        model = keras.saving.load_model({str(tmp_path / 'model.keras')!r})
+        np.save({str(tmp_path / 'y.npy')!r}, keras.ops.convert_to_numpy(
+            model(np.load({str(tmp_path / 'x.npy')!r}))))
+        print(type(model.get_layer("preprocess")).__name__)
+        """
+    )
+    assert printed.split() == ["BackbonePreprocessing"]
+    np.testing.assert_allclose(
+        np.load(tmp_path / "y.npy"), keras.ops.convert_to_numpy(model(x)),
+        rtol=1e-5, atol=1e-6,
+    )
