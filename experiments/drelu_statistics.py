@@ -113,12 +113,10 @@ def reading(tests):
     """Facts read off the test results, each quoted from the tables."""
     lines = []
     for group, test in tests.items():
-        ranks = _ranks(test)
         anova, friedman = test["anova"], test["friedman"]
         cd = test["nemenyi"].critical_difference
-        best = min(ranks, key=ranks.get)
-        distinct = [f"{m} ({ranks[m]:.2f})" for m in test["methods"]
-                    if ranks[m] - ranks[best] > cd]
+        ranks, best, distinct = results.rank_leader(test["methods"], friedman,
+                                                    cd)
         lines.append(
             f"- {group}: ANOVA F {anova.statistic:.2f} against "
             f"{anova.critical_value:.2f}, "

@@ -184,12 +184,8 @@ def reading(summary, args):
             f"case moves by {pooled['worst_case']['mean']:+.1f} points "
             f"{_interval(pooled['worst_case'])} and clean by "
             f"{pooled['clean']['mean']:+.1f} {_interval(pooled['clean'])}.")
-    ranks = dict(zip(summary["methods"],
-                     map(float, summary["friedman"].average_ranks)))
     friedman, cd = summary["friedman"], summary["nemenyi"].critical_difference
-    best = min(ranks, key=ranks.get)
-    apart = [f"{m} ({ranks[m]:.2f})" for m in summary["methods"]
-             if ranks[m] - ranks[best] > cd]
+    ranks, best, apart = results.rank_leader(summary["methods"], friedman, cd)
     lines.append(
         f"- Ranks: Iman-Davenport F_F {friedman.iman_davenport:.2f} against "
         f"{friedman.critical_value:.2f} ("

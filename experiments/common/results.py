@@ -71,6 +71,26 @@ def significance_table(anova, friedman, critical_difference):
          ["Nemenyi CD", f"{critical_difference:.2f}", "-", "-", "-"]])
 
 
+def rank_leader(methods, friedman, critical_difference):
+    """The best average rank and the methods significantly behind it.
+
+    Args:
+        methods: Method names, in the order of the Friedman test's columns.
+        friedman: The result of `keras_drelu.stats.friedman`.
+        critical_difference: The Nemenyi critical difference.
+
+    Returns:
+        `(ranks, best, behind)`: method -> average rank, the best-ranked
+        method, and `"method (rank)"` of each method whose rank is more
+        than `critical_difference` behind it.
+    """
+    ranks = dict(zip(methods, map(float, friedman.average_ranks)))
+    best = min(ranks, key=ranks.get)
+    behind = [f"{m} ({ranks[m]:.2f})" for m in methods
+              if ranks[m] - ranks[best] > critical_difference]
+    return ranks, best, behind
+
+
 def flag_codes(reports):
     """The flag codes of `reports` (`RobustnessReport.to_dict()`), or `-`.
 
