@@ -78,11 +78,12 @@ def check_number(
         what = f"{kind} {sign} {high:g}"
     else:
         what = kind if integer else "a finite number"
-    if allow_none:
-        what += " or None"
     wanted = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, wanted):
-        _fail(name, what, value, ArgumentTypeError)
+        # `None` is worth naming only to a value of the wrong type; a number
+        # out of range is told the range.
+        _fail(name, what + (" or None" if allow_none else ""), value,
+              ArgumentTypeError)
     if not integer and not math.isfinite(value):
         _fail(name, what, value)
     inclusive_low = closed in ("both", "left")
@@ -111,13 +112,13 @@ def check_positive(name, value, *, integer=False, allow_none=False):
     if value is None and allow_none:
         return None
     kind = "a positive integer" if integer else "a positive number"
-    what = kind + (" or None" if allow_none else "")
     try:
         return check_number(
             name, value, integer=integer, low=0, closed="neither"
         )
     except (TypeError, ValueError) as error:
-        _fail(name, what, value, type(error))
+        none = " or None" if allow_none and isinstance(error, TypeError) else ""
+        _fail(name, kind + none, value, type(error))
 
 
 def check_non_negative(name, value, *, integer=False, allow_none=False):
@@ -131,11 +132,11 @@ def check_non_negative(name, value, *, integer=False, allow_none=False):
     if value is None and allow_none:
         return None
     kind = "a non-negative integer" if integer else "a non-negative number"
-    what = kind + (" or None" if allow_none else "")
     try:
         return check_number(name, value, integer=integer, low=0)
     except (TypeError, ValueError) as error:
-        _fail(name, what, value, type(error))
+        none = " or None" if allow_none and isinstance(error, TypeError) else ""
+        _fail(name, kind + none, value, type(error))
 
 
 def check_bool(name, value):

@@ -54,6 +54,18 @@ def test_good_values_come_back_in_their_canonical_type(call, expected):
          "a number >= 0"),
         (lambda: arguments.check_number("a", 2, high=1, closed="neither"),
          ValueError, "a number < 1"),
+        # `None` is named to a value of the wrong type, not to one out of
+        # range (the range is all that is wrong with it).
+        (lambda: arguments.check_number("eps", 2, low=0, high=1,
+                                        closed="neither", allow_none=True),
+         ValueError, r"should be a number in \(0, 1\)\. Received: eps=2"),
+        (lambda: arguments.check_number("eps", "2", low=0, high=1,
+                                        allow_none=True),
+         TypeError, r"in \[0, 1\] or None\. Received: eps='2'"),
+        (lambda: arguments.check_positive("n", -2, allow_none=True),
+         ValueError, r"a positive number\. Received: n=-2"),
+        (lambda: arguments.check_non_negative("lam", [], allow_none=True),
+         TypeError, r"a non-negative number or None\. Received: lam=\[\]"),
         (lambda: arguments.check_bool("b", 1), TypeError, "b=1"),
         (lambda: arguments.check_seed("seed", 1.5), TypeError, "seed=1.5"),
         (lambda: arguments.check_choice("norm", "l3", ("linf", "l2")),
