@@ -338,6 +338,25 @@ def test_write_refuses_a_reading_its_tables_do_not_support(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_results_json_keeps_paths_relative_to_the_checkout(tmp_path):
+    out = data.REPO / "runs" / "portable-test"
+    args = arguments.ExperimentParser(
+        "Doc.", name="demo", dataset="mnist", defaults={}, quick=None,
+    ).parse_args(["--out", str(out)])
+    args.elsewhere = tmp_path / "x.npz"
+    try:
+        results.write(args, title="t", description=[], reduced=None,
+                      tables=[], reading=[], results={})
+        settings = json.loads((out / "results.json").read_text())["settings"]
+    finally:
+        for path in out.iterdir():
+            path.unlink()
+        out.rmdir()
+    assert settings["out"] == "runs/portable-test"
+    assert settings["data"] == "../shared/data/mnist.npz"
+    assert settings["elsewhere"] == str(tmp_path / "x.npz")  # outside: as it is
+
+
 COMMITTED = sorted(p.name for p in (REPO_ROOT / "docs" / "results").iterdir()
                    if p.is_dir())
 

@@ -9,6 +9,7 @@ command line to these files.
 
 import json
 import math
+import os
 import pathlib
 import re
 import time
@@ -16,6 +17,8 @@ import time
 import numpy as np
 
 from common.arguments import ExperimentParser
+from common.data import REPO
+from common.data import SHARED
 
 READING = "## Reading (generated from the numbers above)"
 # A number standing on its own: not a digit of a name such as "CW-L2".
@@ -178,6 +181,17 @@ def _text(lines):
     return lines if isinstance(lines, str) else "\n".join(lines)
 
 
+def _portable(path):
+    """`path` relative to the repository root where it lies in the
+    repository or in `../shared` (as the command names it), else as it is:
+    a results file does not keep the checkout it was written in."""
+    absolute = pathlib.Path(os.path.abspath(path))
+    for root in (REPO, SHARED.parent):
+        if absolute.is_relative_to(root):
+            return os.path.relpath(absolute, REPO)
+    return str(path)
+
+
 def _plain(value):
     """JSON-ready: paths and numpy values converted, infinities as strings."""
     if isinstance(value, dict):
@@ -185,7 +199,7 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
     if isinstance(value, pathlib.PurePath):
-        return str(value)
+        return _portable(value)
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
