@@ -1,13 +1,32 @@
 """Shared fixtures: locate ../shared/data, reset Keras between tests, and
-the digits classifiers that several test files attack, trained once per run.
+the digits classifiers that several test files attack, trained once per run
+(once per pytest-xdist worker); the order in which the workers take files.
 """
 
+import collections
 import pathlib
 
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, the files with the most slow tests come first.
+
+    Each worker takes whole files (`--dist loadfile`: a module fixture, such
+    as a finished retrofit run, is made once), in this order: the run does
+    not end with one worker on a long file while the other waits.
+    """
+    if not hasattr(config, "workerinput"):
+        return
+    slow = collections.Counter(
+        item.nodeid.partition("::")[0]
+        for item in items
+        if item.get_closest_marker("slow")
+    )
+    items.sort(key=lambda item: -slow[item.nodeid.partition("::")[0]])
 
 
 @pytest.fixture

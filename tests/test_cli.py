@@ -119,9 +119,12 @@ def test_evaluate_and_export_commands(digits_run, capsys, tmp_path):
     assert (tmp_path / "served" / "saved_model.pb").is_file()
 
 
-@pytest.mark.slow
 @pytest.mark.shared_data
-def test_cifar10_subset_npz(shared_data_dir, tmp_path, capsys):
+def test_cifar10_subset_npz(shared_data_dir, tmp_path, capsys, monkeypatch):
+    # The data path and the input placement, around the tiny stand-in for
+    # the backbone: MobileNetV2 runs end to end in the quick start above,
+    # and on this file in tests/test_experiments.py (pretrained_backbone).
+    monkeypatch.setattr(runs, "_build", tiny_retrofit)
     out = tmp_path / "cifar"
     status, printed, err = run_cli(
         capsys, "--backbone", "MobileNetV2", "--dataset", "npz",

@@ -69,7 +69,14 @@ def test_examples_are_short():
     assert not long, f"examples/ is for short examples: {long}"
 
 
-@pytest.mark.parametrize("name", sorted(EXAMPLES))
+# Over about 20 s on 2 cores.
+SLOW = {"retrofit_from_python.py"}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name
+    for name in sorted(EXAMPLES)
+])
 def test_example_runs(name, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = importlib.util.spec_from_file_location(

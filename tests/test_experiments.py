@@ -541,6 +541,7 @@ def test_robust_retrofit_question_verdicts(worst, clean, verdict):
         [100 * (w - 0.5) for w in worst])
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_robust_retrofit_quick_and_its_kept_rows(shared_data_dir, tmp_path,
                                                  monkeypatch):
