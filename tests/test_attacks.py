@@ -18,10 +18,12 @@ from keras_drelu.attacks import PGD
 from keras_drelu.attacks import CarliniWagnerL2
 from keras_drelu.attacks import Square
 from keras_drelu.attacks import Transfer
+from keras_drelu.attacks import apgd
 from keras_drelu.attacks import cross_entropy
 from keras_drelu.attacks import dlr
 from keras_drelu.attacks import margin
 from keras_drelu.attacks import projected_gradient_descent
+from keras_drelu.attacks import square
 from keras_drelu.attacks import target_classes
 from keras_drelu.attacks import targeted_dlr
 from keras_drelu.attacks.apgd import checkpoints
@@ -267,6 +269,51 @@ def test_pgd_restarts_never_weaker_and_seeded_runs_repeat(model, data):
     a = Square(model, eps=EPS, n_queries=30, seed=3).generate(x, y)
     b = Square(model, eps=EPS, n_queries=30, seed=3).generate(x, y)
     np.testing.assert_array_equal(a, b)
+
+
+class _Counting:
+    """`fn`, counting its calls: each a trace, inside compiled functions."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "make, module, shared, apart",
+    [
+        (
+            lambda m, **kw: APGD(m, **({"eps": EPS, "steps": 3} | kw)),
+            apgd,
+            dict(loss="dlr", keep="highest-loss"),
+            dict(momentum=0.5),
+        ),
+        (
+            lambda m, **kw: Square(m, **({"eps": EPS, "n_queries": 3} | kw)),
+            square,
+            dict(p_init=0.3, rescale_schedule=False),
+            dict(eps=EPS / 2),
+        ),
+    ],
+)
+def test_attacks_share_their_fused_steps(
+    model, data, monkeypatch, make, module, shared, apart
+):
+    # An evaluation makes new attacks for every call: compiling the fused
+    # step once per attack cost a second or more each time.
+    counting = _Counting(module._advance)
+    monkeypatch.setattr(module, "_advance", counting)
+    x, y = data[0][:20], data[1][:20]
+    first = make(model, seed=0).generate(x, y)
+    np.testing.assert_array_equal(make(model, seed=0).generate(x, y), first)
+    make(model, seed=0, **shared).generate(x, y)
+    assert counting.calls == 1
+    make(model, seed=0, **apart).generate(x, y)
+    assert counting.calls == 2
 
 
 def test_cw_finds_small_perturbations(model, data):

@@ -43,6 +43,13 @@ def project(delta, eps, norm):
     return delta * ops.minimum(1.0, eps / ops.maximum(norms, 1e-12))
 
 
+def constrain(z, x, eps, norm, clip_values):
+    """`z` projected onto the `norm` ball of radius `eps` around `x`, then
+    clipped to `clip_values`: a point of the threat model."""
+    low, high = clip_values
+    return ops.clip(x + project(z - x, eps, norm), low, high)
+
+
 def _ball(features, eps, norm, uniform, normal):
     """A uniformly drawn point of the `norm` ball of radius `eps`, per row.
 
@@ -102,7 +109,6 @@ def ascend(loss_fn, x, y, x_start, *, eps, step_size, steps, norm, clip_values):
 
     The loop of `projected_gradient_descent`, from a given start.
     """
-    low, high = clip_values
 
     def loss(x_adv):
         return ops.sum(loss_fn(x_adv, y)), None
@@ -110,7 +116,7 @@ def ascend(loss_fn, x, y, x_start, *, eps, step_size, steps, norm, clip_values):
     def step(i, x_adv):
         _, _, grad = backends.value_and_grad(loss, x_adv)
         x_adv = x_adv + step_size * ascent_direction(grad, norm)
-        return ops.clip(x + project(x_adv - x, eps, norm), low, high)
+        return constrain(x_adv, x, eps, norm, clip_values)
 
     return ops.stop_gradient(ops.fori_loop(0, steps, step, x_start))
 
