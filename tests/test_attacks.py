@@ -1,5 +1,6 @@
 """Tests of keras_drelu.attacks on small digit classifiers trained here."""
 
+import functools
 import inspect
 
 import keras
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_drelu import backends
 from keras_drelu.arguments import ArgumentTypeError
 from keras_drelu.attacks import APGD
 from keras_drelu.attacks import APGDT
@@ -22,6 +24,7 @@ from keras_drelu.attacks import apgd
 from keras_drelu.attacks import cross_entropy
 from keras_drelu.attacks import dlr
 from keras_drelu.attacks import margin
+from keras_drelu.attacks import pgd
 from keras_drelu.attacks import projected_gradient_descent
 from keras_drelu.attacks import square
 from keras_drelu.attacks import target_classes
@@ -286,6 +289,13 @@ class _Counting:
 @pytest.mark.parametrize(
     "make, module, shared, apart",
     [
+        # `eps` and `step_size` reach PGD's fused step as tensors.
+        (
+            lambda m, **kw: PGD(m, **({"eps": EPS, "steps": 3} | kw)),
+            pgd,
+            dict(eps=EPS / 2, step_size=0.01),
+            dict(clip_values=(-1.0, 2.0)),
+        ),
         (
             lambda m, **kw: APGD(m, **({"eps": EPS, "steps": 3} | kw)),
             apgd,
@@ -305,8 +315,9 @@ def test_attacks_share_their_fused_steps(
 ):
     # An evaluation makes new attacks for every call: compiling the fused
     # step once per attack cost a second or more each time.
-    counting = _Counting(module._advance)
-    monkeypatch.setattr(module, "_advance", counting)
+    fused = "_step" if module is pgd else "_advance"
+    counting = _Counting(getattr(module, fused))
+    monkeypatch.setattr(module, fused, counting)
     x, y = data[0][:20], data[1][:20]
     first = make(model, seed=0).generate(x, y)
     np.testing.assert_array_equal(make(model, seed=0).generate(x, y), first)
@@ -314,6 +325,22 @@ def test_attacks_share_their_fused_steps(
     assert counting.calls == 1
     make(model, seed=0, **apart).generate(x, y)
     assert counting.calls == 2
+
+
+def test_pgd_fused_step_gives_what_its_operations_give_one_by_one(
+    model, data, monkeypatch
+):
+    # Its operations are elementwise and exact (a step of +-step_size, a
+    # clip): XLA gives TensorFlow's results bit for bit.
+    x, y = data
+    fused = PGD(model, eps=EPS, steps=10, restarts=2, seed=0).generate(x, y)
+    monkeypatch.setattr(
+        backends, "fuse",
+        lambda fn, **settings: functools.partial(fn, **settings),
+    )
+    np.testing.assert_array_equal(
+        PGD(model, eps=EPS, steps=10, restarts=2, seed=0).generate(x, y), fused
+    )
 
 
 def test_cw_finds_small_perturbations(model, data):
