@@ -1,5 +1,6 @@
 """Tests of keras_drelu.attacks on small digit classifiers trained here."""
 
+import functools
 import inspect
 
 import keras
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_drelu import backends
 from keras_drelu.arguments import ArgumentTypeError
 from keras_drelu.attacks import APGD
 from keras_drelu.attacks import APGDT
@@ -18,10 +20,13 @@ from keras_drelu.attacks import PGD
 from keras_drelu.attacks import CarliniWagnerL2
 from keras_drelu.attacks import Square
 from keras_drelu.attacks import Transfer
+from keras_drelu.attacks import apgd
 from keras_drelu.attacks import cross_entropy
 from keras_drelu.attacks import dlr
 from keras_drelu.attacks import margin
+from keras_drelu.attacks import pgd
 from keras_drelu.attacks import projected_gradient_descent
+from keras_drelu.attacks import square
 from keras_drelu.attacks import target_classes
 from keras_drelu.attacks import targeted_dlr
 from keras_drelu.attacks.apgd import checkpoints
@@ -267,6 +272,75 @@ def test_pgd_restarts_never_weaker_and_seeded_runs_repeat(model, data):
     a = Square(model, eps=EPS, n_queries=30, seed=3).generate(x, y)
     b = Square(model, eps=EPS, n_queries=30, seed=3).generate(x, y)
     np.testing.assert_array_equal(a, b)
+
+
+class _Counting:
+    """`fn`, counting its calls: each a trace, inside compiled functions."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "make, module, shared, apart",
+    [
+        # `eps` and `step_size` reach PGD's fused step as tensors.
+        (
+            lambda m, **kw: PGD(m, **({"eps": EPS, "steps": 3} | kw)),
+            pgd,
+            dict(eps=EPS / 2, step_size=0.01),
+            dict(clip_values=(-1.0, 2.0)),
+        ),
+        (
+            lambda m, **kw: APGD(m, **({"eps": EPS, "steps": 3} | kw)),
+            apgd,
+            dict(loss="dlr", keep="highest-loss"),
+            dict(momentum=0.5),
+        ),
+        (
+            lambda m, **kw: Square(m, **({"eps": EPS, "n_queries": 3} | kw)),
+            square,
+            dict(p_init=0.3, rescale_schedule=False),
+            dict(eps=EPS / 2),
+        ),
+    ],
+)
+def test_attacks_share_their_fused_steps(
+    model, data, monkeypatch, make, module, shared, apart
+):
+    # An evaluation makes new attacks for every call: compiling the fused
+    # step once per attack cost a second or more each time.
+    fused = "_step" if module is pgd else "_advance"
+    counting = _Counting(getattr(module, fused))
+    monkeypatch.setattr(module, fused, counting)
+    x, y = data[0][:20], data[1][:20]
+    first = make(model, seed=0).generate(x, y)
+    np.testing.assert_array_equal(make(model, seed=0).generate(x, y), first)
+    make(model, seed=0, **shared).generate(x, y)
+    assert counting.calls == 1
+    make(model, seed=0, **apart).generate(x, y)
+    assert counting.calls == 2
+
+
+def test_pgd_fused_step_gives_what_its_operations_give_one_by_one(
+    model, data, monkeypatch
+):
+    # Its operations are elementwise and exact (a step of +-step_size, a
+    # clip): XLA gives TensorFlow's results bit for bit.
+    x, y = data
+    fused = PGD(model, eps=EPS, steps=10, restarts=2, seed=0).generate(x, y)
+    monkeypatch.setattr(
+        backends, "fuse",
+        lambda fn, **settings: functools.partial(fn, **settings),
+    )
+    np.testing.assert_array_equal(
+        PGD(model, eps=EPS, steps=10, restarts=2, seed=0).generate(x, y), fused
+    )
 
 
 def test_cw_finds_small_perturbations(model, data):

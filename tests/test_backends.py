@@ -154,6 +154,52 @@ def test_fused_functions_give_what_they_fuse_inside_compiled_ones():
     np.testing.assert_allclose(run(x), expected, rtol=1e-6)
 
 
+class _Counting:
+    """`fn`, counting its calls: each a trace, inside compiled functions."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+
+def _scaled(x, *, scale):
+    return keras.ops.clip(x * scale, 0.0, 1.0)
+
+
+def test_fused_functions_are_shared_by_callers_with_the_same_settings():
+    scaled = _Counting(_scaled)
+    x = np.linspace(0.0, 0.5, 8, dtype="float32")[:, None]
+
+    def run(**settings):
+        # A new compiled function each time, as a new attack makes.
+        fused = backends.fuse(scaled, **settings)
+        return backends.compile(lambda x: fused(x) + 0.0)(x)
+
+    np.testing.assert_array_equal(run(scale=1.5), np.clip(x * 1.5, 0.0, 1.0))
+    np.testing.assert_array_equal(run(scale=1.5), np.clip(x * 1.5, 0.0, 1.0))
+    assert scaled.calls == 1
+    assert backends.fuse(scaled, scale=1.5) is backends.fuse(scaled, scale=1.5)
+    # Other settings, even equal in Python (`2 == 2.0`), compile apart.
+    np.testing.assert_array_equal(run(scale=2.0), np.clip(x * 2.0, 0.0, 1.0))
+    np.testing.assert_array_equal(run(scale=2), np.clip(x * 2.0, 0.0, 1.0))
+    assert scaled.calls == 3
+    # A new shape of the tensors: a new trace of the same function.
+    backends.compile(lambda x: backends.fuse(scaled, scale=1.5)(x))(x[:, 0])
+    assert scaled.calls == 4
+
+
+def test_fuse_refuses_what_it_cannot_share():
+    scale = 1.5
+    with pytest.raises(ValueError, match="reading scale of its enclosing"):
+        backends.fuse(lambda x: x * scale)
+    with pytest.raises(TypeError, match="pass a tensor as an argument"):
+        backends.fuse(_scaled, scale=keras.ops.ones(()))
+
+
 def test_bad_distribute_values_name_the_backend(digits_relu, digits):
     x, y = digits
     with pytest.raises(ValueError, match="on the TensorFlow backend"):

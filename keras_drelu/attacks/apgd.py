@@ -17,6 +17,7 @@ from keras_drelu.attacks.losses import dlr
 from keras_drelu.attacks.losses import misclassified
 from keras_drelu.attacks.losses import targeted_dlr
 from keras_drelu.attacks.pgd import ascent_direction
+from keras_drelu.attacks.pgd import constrain
 from keras_drelu.attacks.pgd import expand_like
 from keras_drelu.attacks.pgd import project
 from keras_drelu.attacks.targets import target_classes
@@ -210,12 +211,10 @@ class APGD(Attack):
         `score` is `_score` at `x_adv` (for `keep="highest-loss"`), `wrong`
         whether the model misclassifies it.
         """
-        low, high = self.clip_values
-        eps = self.eps
-
-        def clip(z):
-            return ops.clip(x + project(z - x, eps, self.norm), low, high)
-
+        settings = dict(
+            eps=self.eps, norm=self.norm, clip_values=self.clip_values,
+            momentum=self.momentum,
+        )
         marks = checkpoints(self.steps)
         is_checkpoint = np.zeros(self.steps, bool)
         window = np.zeros(self.steps, "float32")
@@ -225,7 +224,10 @@ class APGD(Attack):
         is_checkpoint = ops.convert_to_tensor(is_checkpoint)
         window = ops.convert_to_tensor(window)
 
-        x_adv = clip(x + self._random_start(x, keys))
+        x_adv = constrain(
+            x + self._random_start(x, keys), x, self.eps, self.norm,
+            self.clip_values,
+        )
         loss, grad, logits = self._loss_and_grad(x_adv, y, target)
         wrong = misclassified(logits, y)
         batch = ops.shape(y)
@@ -234,7 +236,7 @@ class APGD(Attack):
             x_prev=x_adv,
             grad=grad,
             loss=loss,
-            step=ops.full(batch, 2.0 * eps),
+            step=ops.full(batch, 2.0 * self.eps),
             x_best=x_adv,
             grad_best=grad,
             loss_best=loss,
@@ -244,77 +246,16 @@ class APGD(Attack):
             loss_best_last_check=loss,
             reduced_last_check=ops.ones(batch, "bool"),
         )
-
-        def propose(i, s):
-            """The next iterate: a step from `x_adv`, then momentum."""
-            alpha = ops.where(i > 0, self.momentum, 1.0)
-            step = expand_like(s["step"], x)
-            z = clip(s["x_adv"] + step * ascent_direction(s["grad"], self.norm))
-            return clip(
-                s["x_adv"]
-                + alpha * (z - s["x_adv"])
-                + (1.0 - alpha) * (s["x_adv"] - s["x_prev"])
-            )
-
-        def record(i, s, loss, grad, logits):
-            """The state after `x_new`: best points, step sizes, resets."""
-            x_new = s["x_new"]
-            wrong = misclassified(logits, y)
-            first_wrong = ops.logical_and(wrong, ops.logical_not(s["fooled"]))
-            x_best_adv = ops.where(
-                expand_like(first_wrong, x), x_new, s["x_best_adv"]
-            )
-            improved = loss > s["loss_best"]
-            x_best = ops.where(expand_like(improved, x), x_new, s["x_best"])
-            grad_best = ops.where(
-                expand_like(improved, x), grad, s["grad_best"]
-            )
-            loss_best = ops.where(improved, loss, s["loss_best"])
-            increases = s["increases"] + ops.cast(loss > s["loss"], "float32")
-
-            at_check = ops.take(is_checkpoint, i)
-            oscillating = increases <= self.rho * ops.take(window, i)
-            stalled = ops.logical_and(
-                ops.logical_not(s["reduced_last_check"]),
-                s["loss_best_last_check"] >= loss_best,
-            )
-            reduce = ops.logical_and(
-                at_check, ops.logical_or(oscillating, stalled)
-            )
-            reduce_x = expand_like(reduce, x)
-            return dict(
-                x_adv=ops.where(reduce_x, x_best, x_new),
-                x_prev=s["x_adv"],
-                grad=ops.where(reduce_x, grad_best, grad),
-                loss=loss,
-                step=ops.where(reduce, s["step"] / 2.0, s["step"]),
-                x_best=x_best,
-                grad_best=grad_best,
-                loss_best=loss_best,
-                x_best_adv=x_best_adv,
-                fooled=ops.logical_or(s["fooled"], wrong),
-                increases=ops.where(at_check, 0.0, increases),
-                loss_best_last_check=ops.where(
-                    at_check, loss_best, s["loss_best_last_check"]
-                ),
-                reduced_last_check=ops.where(
-                    at_check, reduce, s["reduced_last_check"]
-                ),
-            )
-
-        def advance(i, s, loss, grad, logits):
-            """Records the loss and gradient at `x_new`; proposes the next."""
-            s = record(i, s, loss, grad, logits)
-            return {**s, "x_new": propose(i + 1, s)}
-
+        state["x_new"] = _propose(0, state, x, **settings)
         # The bookkeeping between two gradients, in one kernel: on a small
         # model it costs as much as the gradient when run op by op.
-        advance = backends.fuse(advance)
-        state["x_new"] = propose(0, state)
+        advance = backends.fuse(_advance, rho=self.rho, **settings)
 
         def body(i, s):
             loss, grad, logits = self._loss_and_grad(s["x_new"], y, target)
-            return advance(i, s, loss, grad, logits)
+            return advance(
+                i, s, loss, grad, logits, x, y, is_checkpoint, window
+            )
 
         state = ops.fori_loop(0, self.steps, body, state)
         if self.keep == "highest-loss":
@@ -328,6 +269,77 @@ class APGD(Attack):
             self._score(logits, y),
             misclassified(logits, y),
         )
+
+
+def _propose(i, s, x, *, eps, norm, clip_values, momentum):
+    """APGD's next iterate from state `s`: a step from `x_adv`, then
+    momentum."""
+    alpha = ops.where(i > 0, momentum, 1.0)
+    step = expand_like(s["step"], x)
+    z = constrain(
+        s["x_adv"] + step * ascent_direction(s["grad"], norm), x, eps, norm,
+        clip_values,
+    )
+    return constrain(
+        s["x_adv"]
+        + alpha * (z - s["x_adv"])
+        + (1.0 - alpha) * (s["x_adv"] - s["x_prev"]),
+        x, eps, norm, clip_values,
+    )
+
+
+def _record(i, s, loss, grad, logits, x, y, is_checkpoint, window, *, rho):
+    """APGD's state after `x_new`: best points, step sizes, resets."""
+    x_new = s["x_new"]
+    wrong = misclassified(logits, y)
+    first_wrong = ops.logical_and(wrong, ops.logical_not(s["fooled"]))
+    x_best_adv = ops.where(expand_like(first_wrong, x), x_new, s["x_best_adv"])
+    improved = loss > s["loss_best"]
+    x_best = ops.where(expand_like(improved, x), x_new, s["x_best"])
+    grad_best = ops.where(expand_like(improved, x), grad, s["grad_best"])
+    loss_best = ops.where(improved, loss, s["loss_best"])
+    increases = s["increases"] + ops.cast(loss > s["loss"], "float32")
+
+    at_check = ops.take(is_checkpoint, i)
+    oscillating = increases <= rho * ops.take(window, i)
+    stalled = ops.logical_and(
+        ops.logical_not(s["reduced_last_check"]),
+        s["loss_best_last_check"] >= loss_best,
+    )
+    reduce = ops.logical_and(at_check, ops.logical_or(oscillating, stalled))
+    reduce_x = expand_like(reduce, x)
+    return dict(
+        x_adv=ops.where(reduce_x, x_best, x_new),
+        x_prev=s["x_adv"],
+        grad=ops.where(reduce_x, grad_best, grad),
+        loss=loss,
+        step=ops.where(reduce, s["step"] / 2.0, s["step"]),
+        x_best=x_best,
+        grad_best=grad_best,
+        loss_best=loss_best,
+        x_best_adv=x_best_adv,
+        fooled=ops.logical_or(s["fooled"], wrong),
+        increases=ops.where(at_check, 0.0, increases),
+        loss_best_last_check=ops.where(
+            at_check, loss_best, s["loss_best_last_check"]
+        ),
+        reduced_last_check=ops.where(
+            at_check, reduce, s["reduced_last_check"]
+        ),
+    )
+
+
+def _advance(
+    i, s, loss, grad, logits, x, y, is_checkpoint, window, *, rho, **settings
+):
+    """Records the loss and gradient at `x_new`; proposes the next.
+
+    `x` and `y` are the clean batch and its labels; `is_checkpoint` and
+    `window` say, per iteration, whether it ends a window of `checkpoints`
+    and how long that window was.
+    """
+    s = _record(i, s, loss, grad, logits, x, y, is_checkpoint, window, rho=rho)
+    return {**s, "x_new": _propose(i + 1, s, x, **settings)}
 
 
 class APGDT(APGD):

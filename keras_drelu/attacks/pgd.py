@@ -7,6 +7,8 @@ the `train_step` of adversarial training, on any backend
 3 attack that compiles into a `tf.function` or a `jax.jit`.
 """
 
+import functools
+
 import numpy as np
 from keras import ops
 
@@ -41,6 +43,13 @@ def project(delta, eps, norm):
         return ops.clip(delta, -eps, eps)
     norms = _per_example_l2(delta)
     return delta * ops.minimum(1.0, eps / ops.maximum(norms, 1e-12))
+
+
+def constrain(z, x, eps, norm, clip_values):
+    """`z` projected onto the `norm` ball of radius `eps` around `x`, then
+    clipped to `clip_values`: a point of the threat model."""
+    low, high = clip_values
+    return ops.clip(x + project(z - x, eps, norm), low, high)
 
 
 def _ball(features, eps, norm, uniform, normal):
@@ -102,17 +111,32 @@ def ascend(loss_fn, x, y, x_start, *, eps, step_size, steps, norm, clip_values):
 
     The loop of `projected_gradient_descent`, from a given start.
     """
-    low, high = clip_values
 
     def loss(x_adv):
         return ops.sum(loss_fn(x_adv, y)), None
 
+    # The step after the gradient, in one kernel (`backends.fuse`). `eps`
+    # and `step_size` are tensors: a training recipe ramps them, and attacks
+    # of other radii share the kernel. XLA sums in another order than
+    # TensorFlow's kernels, so a fused L2 step would move the examples by a
+    # rounding error: only L-inf's step, exact either way, is fused.
+    move = functools.partial(_step, norm=norm, clip_values=clip_values)
+    if norm == "linf":
+        move = backends.fuse(_step, norm=norm, clip_values=clip_values)
+    eps = ops.convert_to_tensor(eps, x.dtype)
+    step_size = ops.convert_to_tensor(step_size, x.dtype)
+
     def step(i, x_adv):
         _, _, grad = backends.value_and_grad(loss, x_adv)
-        x_adv = x_adv + step_size * ascent_direction(grad, norm)
-        return ops.clip(x + project(x_adv - x, eps, norm), low, high)
+        return move(x_adv, grad, x, eps, step_size)
 
     return ops.stop_gradient(ops.fori_loop(0, steps, step, x_start))
+
+
+def _step(x_adv, grad, x, eps, step_size, *, norm, clip_values):
+    """One projected ascent step from `x_adv` along `grad`."""
+    x_adv = x_adv + step_size * ascent_direction(grad, norm)
+    return constrain(x_adv, x, eps, norm, clip_values)
 
 
 def projected_gradient_descent(

@@ -306,31 +306,6 @@ class Square(Attack):
     def _margin(self, x, y):
         return -margin(self.logits(x), y)
 
-    def _window(self, grid, keys, height, width, draw):
-        """A mask `(1, H, W, 1)` of one window at a random place, its corner.
-
-        The place is shared by the batch, as in AutoAttack.
-        """
-        u = randomness.shared_uniform(keys, (2,), draw)
-        spans = ops.cast(
-            ops.stack([grid.height - height + 1, grid.width - width + 1]),
-            "float32",
-        )
-        corner = ops.minimum(
-            ops.cast(ops.floor(u * spans), "int32"),
-            ops.cast(spans, "int32") - 1,
-        )
-        top, left = corner[0], corner[1]
-        rows = ops.arange(grid.height, dtype="int32")[None, :, None, None]
-        cols = ops.arange(grid.width, dtype="int32")[None, None, :, None]
-        inside = (
-            (rows >= top)
-            & (rows < top + height)
-            & (cols >= left)
-            & (cols < left + width)
-        )
-        return ops.cast(inside, "float32"), top, left
-
     def _attack_batch(self, x, y, keys):
         grid = _Grid(x.shape[1:])
         images = grid.to_grid(x)
@@ -344,44 +319,23 @@ class Square(Attack):
         margin_best = self._margin(grid.to_input(x_best), y)
         queries = ops.ones(ops.shape(y), "int32")
         shapes = ops.convert_to_tensor(self.window_shapes(x.shape[1:]))
-        propose = self._linf_step if self.norm == "linf" else self._l2_step
-
-        def proposal(i, x_best):
-            # The last iteration proposes for one more, never evaluated.
-            shape = ops.take(shapes, ops.minimum(i, self.n_queries - 1), axis=0)
-            return propose(images, x_best, grid, shape, keys, _DRAWS * (i + 1))
-
-        def advance(i, x_best, margin_best, queries, x_new, logits):
-            """Keeps `x_new` where it lowers the margin; proposes the next.
-
-            Also whether to go on: queries left and an input not yet
-            misclassified.
-            """
-            margin_new = -margin(logits, y)
-            active = margin_best >= 0.0
-            improved = ops.logical_and(active, margin_new < margin_best)
-            x_best = ops.where(expand_like(improved, images), x_new, x_best)
-            margin_best = ops.where(improved, margin_new, margin_best)
-            more = ops.logical_and(
-                i + 1 < self.n_queries, ops.any(margin_best >= 0.0)
-            )
-            return (
-                x_best,
-                margin_best,
-                queries + ops.cast(active, "int32"),
-                proposal(i + 1, x_best),
-                more,
-            )
-
+        settings = dict(
+            input_shape=tuple(x.shape[1:]), norm=self.norm, eps=self.eps,
+            clip_values=self.clip_values, n_queries=self.n_queries,
+        )
         # The dozens of small operations between two forward passes, in one
         # kernel: on a small model they cost as much as the pass when run
         # one by one.
-        advance = backends.fuse(advance)
+        advance = backends.fuse(_advance, **settings)
 
         def body(i, x_best, margin_best, queries, x_new, more):
             logits = self.logits(grid.to_input(x_new))
             return (
-                i + 1, *advance(i, x_best, margin_best, queries, x_new, logits)
+                i + 1,
+                *advance(
+                    i, x_best, margin_best, queries, x_new, logits, y, images,
+                    shapes, keys,
+                ),
             )
 
         i = ops.convert_to_tensor(0, "int32")
@@ -389,21 +343,16 @@ class Square(Attack):
         _, x_best, _, queries, _, _ = ops.while_loop(
             lambda *state: state[-1],
             body,
-            (i, x_best, margin_best, queries, proposal(i, x_best), more),
+            (
+                i, x_best, margin_best, queries,
+                _propose(i, images, x_best, shapes, keys, **settings), more,
+            ),
         )
         return grid.to_input(x_best), queries
 
     def _stripes(self, images, grid, keys):
         """L-inf start: `+-eps`, one sign per column (feature) and channel."""
         return self.eps * randomness.signs(keys, (1, grid.width, grid.channels))
-
-    def _linf_step(self, images, x_best, grid, shape, keys, draw):
-        low, high = self.clip_values
-        window, _, _ = self._window(grid, keys, shape[0], shape[1], draw)
-        signs = randomness.signs(keys, (1, 1, grid.channels), draw + 1)
-        corner = images + self.eps * signs
-        x_new = x_best + window * (corner - x_best)
-        return ops.clip(x_new, low, high)
 
     def _tiles(self, images, grid, keys):
         """L2 start: `_eta` patterns on a grid of tiles, at radius `eps`.
@@ -438,28 +387,109 @@ class Square(Attack):
         delta = ops.pad(tiles, ((0, 0), (top, below), (offset, right), (0, 0)))
         return self.eps * delta / (_per_example_l2(delta) + 1e-12)
 
-    def _l2_step(self, images, x_best, grid, shape, keys, draw):
-        low, high = self.clip_values
-        height, width = shape[0], shape[1]
-        delta = x_best - images
-        first, top, left = self._window(grid, keys, height, width, draw)
-        second, _, _ = self._window(grid, keys, height, width, draw + 1)
-        both = ops.maximum(first, second)
-        spatial = (1, 2)
-        norm_first = _per_example_l2(delta * first, spatial)
-        norm_both = _per_example_l2(delta * both, spatial)
-        norm_all = _per_example_l2(delta)
-        transpose = randomness.shared_uniform(keys, (), draw + 2) < 0.5
-        pattern = _placed_eta(grid, top, left, height, width, transpose)
-        signs = randomness.signs(keys, (1, 1, grid.channels), draw + 3)
-        pattern = pattern[None, :, :, None] * signs
-        fresh = pattern + delta * first / (norm_first + 1e-12)
-        budget = ops.sqrt(
-            ops.maximum(self.eps**2 - ops.square(norm_all), 0.0)
-            / grid.channels
-            + ops.square(norm_both)
-        )
-        fresh = fresh / (_per_example_l2(fresh, spatial) + 1e-12) * budget
-        delta = delta * (1.0 - both) + fresh
-        delta = self.eps * delta / (_per_example_l2(delta) + 1e-12)
-        return ops.clip(images + delta, low, high)
+
+def _propose(
+    i, images, x_best, shapes, keys, *, input_shape, norm, eps, clip_values,
+    n_queries,
+):
+    """Square's proposal at iteration `i`, in the window shape of `shapes`.
+
+    The last iteration proposes for one more, never evaluated.
+    """
+    shape = ops.take(shapes, ops.minimum(i, n_queries - 1), axis=0)
+    step = _linf_step if norm == "linf" else _l2_step
+    return step(
+        images, x_best, _Grid(input_shape), shape, keys, _DRAWS * (i + 1),
+        eps=eps, clip_values=clip_values,
+    )
+
+
+def _advance(
+    i, x_best, margin_best, queries, x_new, logits, y, images, shapes, keys, *,
+    n_queries, **settings,
+):
+    """Keeps `x_new` where it lowers the margin; proposes the next.
+
+    Also whether to go on: queries left and an input not yet misclassified.
+    """
+    margin_new = -margin(logits, y)
+    active = margin_best >= 0.0
+    improved = ops.logical_and(active, margin_new < margin_best)
+    x_best = ops.where(expand_like(improved, images), x_new, x_best)
+    margin_best = ops.where(improved, margin_new, margin_best)
+    more = ops.logical_and(i + 1 < n_queries, ops.any(margin_best >= 0.0))
+    return (
+        x_best,
+        margin_best,
+        queries + ops.cast(active, "int32"),
+        _propose(
+            i + 1, images, x_best, shapes, keys, n_queries=n_queries,
+            **settings,
+        ),
+        more,
+    )
+
+
+def _window(grid, keys, height, width, draw):
+    """A mask `(1, H, W, 1)` of one window at a random place, its corner.
+
+    The place is shared by the batch, as in AutoAttack.
+    """
+    u = randomness.shared_uniform(keys, (2,), draw)
+    spans = ops.cast(
+        ops.stack([grid.height - height + 1, grid.width - width + 1]),
+        "float32",
+    )
+    corner = ops.minimum(
+        ops.cast(ops.floor(u * spans), "int32"),
+        ops.cast(spans, "int32") - 1,
+    )
+    top, left = corner[0], corner[1]
+    rows = ops.arange(grid.height, dtype="int32")[None, :, None, None]
+    cols = ops.arange(grid.width, dtype="int32")[None, None, :, None]
+    inside = (
+        (rows >= top)
+        & (rows < top + height)
+        & (cols >= left)
+        & (cols < left + width)
+    )
+    return ops.cast(inside, "float32"), top, left
+
+
+def _linf_step(images, x_best, grid, shape, keys, draw, *, eps, clip_values):
+    """An L-inf proposal: a window moved to `x +- eps`."""
+    low, high = clip_values
+    window, _, _ = _window(grid, keys, shape[0], shape[1], draw)
+    signs = randomness.signs(keys, (1, 1, grid.channels), draw + 1)
+    corner = images + eps * signs
+    x_new = x_best + window * (corner - x_best)
+    return ops.clip(x_new, low, high)
+
+
+def _l2_step(images, x_best, grid, shape, keys, draw, *, eps, clip_values):
+    """An L2 proposal: the perturbation of a second window moved into the
+    first."""
+    low, high = clip_values
+    height, width = shape[0], shape[1]
+    delta = x_best - images
+    first, top, left = _window(grid, keys, height, width, draw)
+    second, _, _ = _window(grid, keys, height, width, draw + 1)
+    both = ops.maximum(first, second)
+    spatial = (1, 2)
+    norm_first = _per_example_l2(delta * first, spatial)
+    norm_both = _per_example_l2(delta * both, spatial)
+    norm_all = _per_example_l2(delta)
+    transpose = randomness.shared_uniform(keys, (), draw + 2) < 0.5
+    pattern = _placed_eta(grid, top, left, height, width, transpose)
+    signs = randomness.signs(keys, (1, 1, grid.channels), draw + 3)
+    pattern = pattern[None, :, :, None] * signs
+    fresh = pattern + delta * first / (norm_first + 1e-12)
+    budget = ops.sqrt(
+        ops.maximum(eps**2 - ops.square(norm_all), 0.0)
+        / grid.channels
+        + ops.square(norm_both)
+    )
+    fresh = fresh / (_per_example_l2(fresh, spatial) + 1e-12) * budget
+    delta = delta * (1.0 - both) + fresh
+    delta = eps * delta / (_per_example_l2(delta) + 1e-12)
+    return ops.clip(images + delta, low, high)

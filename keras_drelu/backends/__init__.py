@@ -12,8 +12,9 @@ Attacks, checks and analyses are written in `keras.ops`. The few things
   `keras.StatelessScope`, so that nothing is baked in and nothing retraces
   when weights change; PyTorch runs eagerly), and split over the devices of
   the `distribute(...)` scope it is called in;
-- `fuse(fn)`: `fn` compiled into one kernel inside a compiled function
-  (`tf.function(jit_compile=True)` on TensorFlow; `fn` itself elsewhere);
+- `fuse(fn, **settings)`: `fn` compiled into one kernel inside a compiled
+  function (`tf.function(jit_compile=True)` on TensorFlow; `fn` itself
+  elsewhere), shared by every caller with the same `fn` and settings;
 - `random_uniform` and `random_normal` for callers seeded as `keras.random`
   is (`None`, an int or a `keras.random.SeedGenerator`).
 
@@ -76,7 +77,7 @@ def value_and_grad(fn, x):
     return _module().value_and_grad(fn, keras.ops.convert_to_tensor(x))
 
 
-def fuse(fn):
+def fuse(fn, **settings):
     """`fn` compiled into one kernel, called inside a compiled function.
 
     For the elementwise bookkeeping around a model's pass in an attack's
@@ -85,15 +86,73 @@ def fuse(fn):
     gradient; XLA (`jit_compile=True`) fuses them into a few kernels. The
     model's pass stays outside: XLA's convolutions on CPU are several times
     slower than TensorFlow's own. JAX's `jit` fuses already and PyTorch
-    runs eagerly: there `fn` is returned as it is.
+    runs eagerly: there `fn` is returned as it is, its settings bound.
+
+    XLA compiles a fused function on its first call, for each shape of its
+    tensors: a second or more on a CPU. An evaluation builds new attacks for
+    every model and call, so the compiled functions are shared instead of
+    built per attack: each call with the same `fn` and `settings` returns
+    the same one (the latest `FUSED_CACHE_SIZE` are kept). For the sharing
+    to be sound `fn` reads nothing of its caller's: every tensor is one of
+    its arguments, every setting that enters its program a keyword of
+    `settings`, which are the cache's key; a closure is refused.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> def scaled(x, *, scale):
+    ...     return keras.ops.clip(x * scale, 0.0, 1.0)
+    >>> fuse(scaled, scale=2.0) is fuse(scaled, scale=2.0)
+    True
+    >>> run = compile(lambda x: fuse(scaled, scale=2.0)(x))
+    >>> run(np.array([0.25, 0.75], "float32")).tolist()
+    [0.5, 1.0]
 
     Args:
-        fn: A function of tensors, without side effects.
+        fn: A function of tensors and of keyword settings, without side
+            effects, defined at module level (or reading no variable of an
+            enclosing function).
+        **settings: Keyword arguments of `fn` fixed in its program: numbers,
+            strings, bools and tuples of them.
 
     Returns:
-        A function of the same arguments and results.
+        `fn` of its other arguments, compiled, with `settings` bound.
     """
-    return _module().fuse(fn)
+    if getattr(fn, "__closure__", None):
+        raise ValueError(
+            "`fuse` shares compiled functions between callers, so `fn` "
+            "should take every tensor as an argument and every setting as "
+            f"a keyword. Received: {fn.__qualname__} reading "
+            f"{', '.join(fn.__code__.co_freevars)} of its enclosing function"
+        )
+    bound = tuple(
+        (keyword, value, _types(value))
+        for keyword, value in sorted(settings.items())
+    )
+    return _fused(name(), fn, bound)
+
+
+# Fused functions kept, each a few small kernels per input shape; enough for
+# the attacks of an evaluation over a sweep of radii.
+FUSED_CACHE_SIZE = 64
+
+
+@functools.lru_cache(maxsize=FUSED_CACHE_SIZE)
+def _fused(backend, fn, bound):
+    settings = {keyword: value for keyword, value, _ in bound}
+    return _load(backend).fuse(functools.partial(fn, **settings))
+
+
+def _types(value):
+    """The types in `value`: `1`, `1.0` and `True` compile differently."""
+    if isinstance(value, tuple):
+        return tuple(_types(v) for v in value)
+    if keras.ops.is_tensor(value):
+        raise TypeError(
+            "Settings of `fuse` are fixed in the compiled program; pass a "
+            f"tensor as an argument of `fn`. Received: a setting {value!r}"
+        )
+    return type(value)
 
 
 def random_uniform(shape, minval=0.0, maxval=1.0, dtype="float32", seed=None):
