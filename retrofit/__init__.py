@@ -5,4 +5,8 @@ Importing `retrofit` registers its layers with Keras, so that a run's
 (the capped layers themselves come from `keras_drelu`, which it imports).
 """
 
-from retrofit import backbones  # noqa: F401  (registers BackbonePreprocessing)
+from retrofit.startup import load_keras_quietly
+
+load_keras_quietly()
+
+from retrofit import backbones  # noqa: E402, F401  (registers BackbonePreprocessing)

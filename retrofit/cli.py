@@ -11,54 +11,33 @@ Bad input ends with one line on stderr and exit status 2.
 
 import argparse
 import dataclasses
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def _load_tensorflow_quietly():
-    # TensorFlow's C++ runtime writes a few INFO lines to stderr while it
-    # loads, before its logging is initialised, so TF_CPP_MIN_LOG_LEVEL
-    # cannot stop them; they would bury the one-line errors this command
-    # promises. Only file descriptor 2 is silenced, and only while the
-    # libraries load: a failed import still raises, after it is restored.
-    saved = os.dup(2)
-    silent = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(silent, 2)
-        import keras  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(silent)
-        os.close(saved)
-
-
-_load_tensorflow_quietly()
-
-from keras_drelu.layers.activations import ACTIVATIONS  # noqa: E402
-from keras_drelu.training import INNER_GRADIENTS  # noqa: E402
-from keras_drelu.training import RECIPE_ARGUMENTS  # noqa: E402
-from keras_drelu.training import RECIPES  # noqa: E402
-from keras_drelu.training import STRATEGIES  # noqa: E402
-from keras_drelu.training.recipes import AUTO  # noqa: E402
-from keras_drelu.training.recipes import AUTO_DESCRIPTION  # noqa: E402
-from keras_drelu.training.recipes import INNER_GRADIENT_DEFAULT  # noqa: E402
-from retrofit.backbones import BACKBONES  # noqa: E402
-from retrofit.backbones import BackboneError  # noqa: E402
-from retrofit.export import ExportError  # noqa: E402
-from retrofit.placements import PLACEMENTS  # noqa: E402
-from retrofit.run import CALIBRATION_EXAMPLES  # noqa: E402
-from retrofit.run import CALIBRATION_QUANTILE  # noqa: E402
-from retrofit.run import EVALUATION_EPS  # noqa: E402
-from retrofit.run import NORMS  # noqa: E402
-from retrofit.run import PHASES  # noqa: E402
-from retrofit.run import RAMP  # noqa: E402
-from retrofit.run import PRECISIONS  # noqa: E402
-from retrofit.run import SUITE_CHOICES  # noqa: E402
-from retrofit.run import RunError  # noqa: E402
-from retrofit.run import RunSettings  # noqa: E402
-from retrofit.run import robust_recipe  # noqa: E402
+# TensorFlow is loaded quietly by the package (`retrofit.startup`), before
+# this module.
+from keras_drelu.layers.activations import ACTIVATIONS
+from keras_drelu.training import INNER_GRADIENTS
+from keras_drelu.training import RECIPE_ARGUMENTS
+from keras_drelu.training import RECIPES
+from keras_drelu.training import STRATEGIES
+from keras_drelu.training.recipes import AUTO
+from keras_drelu.training.recipes import AUTO_DESCRIPTION
+from keras_drelu.training.recipes import INNER_GRADIENT_DEFAULT
+from retrofit.backbones import BACKBONES
+from retrofit.backbones import BackboneError
+from retrofit.export import ExportError
+from retrofit.placements import PLACEMENTS
+from retrofit.run import CALIBRATION_EXAMPLES
+from retrofit.run import CALIBRATION_QUANTILE
+from retrofit.run import EVALUATION_EPS
+from retrofit.run import NORMS
+from retrofit.run import PHASES
+from retrofit.run import RAMP
+from retrofit.run import PRECISIONS
+from retrofit.run import SUITE_CHOICES
+from retrofit.run import RunError
+from retrofit.run import RunSettings
+from retrofit.run import robust_recipe
 
 COMMANDS = ("evaluate", "export", "backbones")
 PHASE_HELP = {phase.name: phase.description for phase in PHASES}
