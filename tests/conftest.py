@@ -9,6 +9,20 @@ import pathlib
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+class Counting:
+    """`fn`, counting its calls: each a trace, inside compiled functions."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import Counting
 
 from keras_drelu import backends
 from keras_drelu.arguments import ArgumentTypeError
@@ -274,18 +275,6 @@ def test_pgd_restarts_never_weaker_and_seeded_runs_repeat(model, data):
     np.testing.assert_array_equal(a, b)
 
 
-class _Counting:
-    """`fn`, counting its calls: each a trace, inside compiled functions."""
-
-    def __init__(self, fn):
-        self.fn = fn
-        self.calls = 0
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        return self.fn(*args, **kwargs)
-
-
 @pytest.mark.parametrize(
     "make, module, shared, apart",
     [
@@ -316,7 +305,7 @@ def test_attacks_share_their_fused_steps(
     # An evaluation makes new attacks for every call: compiling the fused
     # step once per attack cost a second or more each time.
     fused = "_step" if module is pgd else "_advance"
-    counting = _Counting(getattr(module, fused))
+    counting = Counting(getattr(module, fused))
     monkeypatch.setattr(module, fused, counting)
     x, y = data[0][:20], data[1][:20]
     first = make(model, seed=0).generate(x, y)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from backend_cases import backend_numbers
 from conftest import REPO_ROOT
+from conftest import Counting
 
 from keras_drelu import backends
 from keras_drelu.attacks import APGD
@@ -154,24 +155,12 @@ def test_fused_functions_give_what_they_fuse_inside_compiled_ones():
     np.testing.assert_allclose(run(x), expected, rtol=1e-6)
 
 
-class _Counting:
-    """`fn`, counting its calls: each a trace, inside compiled functions."""
-
-    def __init__(self, fn):
-        self.fn = fn
-        self.calls = 0
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        return self.fn(*args, **kwargs)
-
-
 def _scaled(x, *, scale):
     return keras.ops.clip(x * scale, 0.0, 1.0)
 
 
 def test_fused_functions_are_shared_by_callers_with_the_same_settings():
-    scaled = _Counting(_scaled)
+    scaled = Counting(_scaled)
     x = np.linspace(0.0, 0.5, 8, dtype="float32")[:, None]
 
     def run(**settings):

@@ -120,9 +120,8 @@ def ascend(loss_fn, x, y, x_start, *, eps, step_size, steps, norm, clip_values):
     # of other radii share the kernel. XLA sums in another order than
     # TensorFlow's kernels, so a fused L2 step would move the examples by a
     # rounding error: only L-inf's step, exact either way, is fused.
-    move = functools.partial(_step, norm=norm, clip_values=clip_values)
-    if norm == "linf":
-        move = backends.fuse(_step, norm=norm, clip_values=clip_values)
+    move = (backends.fuse if norm == "linf" else functools.partial)(
+        _step, norm=norm, clip_values=clip_values)
     eps = ops.convert_to_tensor(eps, x.dtype)
     step_size = ops.convert_to_tensor(step_size, x.dtype)
 
