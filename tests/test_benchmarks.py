@@ -1,5 +1,6 @@
 """`benchmarks/attack_speed.py --quick`: one table, TensorFlow, JAX and ART."""
 
+import importlib.util
 import math
 import os
 import re
@@ -40,11 +41,13 @@ def number(cell):
 @pytest.mark.slow
 def test_quick_attack_speed_prints_tensorflow_jax_art_and_square():
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"], capture_output=True,
+        [sys.executable, str(SCRIPT), "--quick", "--copies", "2"],
+        capture_output=True,
         text=True, cwd=REPO_ROOT, timeout=600,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "interleaved runs of 2 compiled copies each" in result.stdout
     rows = table_rows(result.stdout)
     assert [(r["model"], r["attack"], r["unit"]) for r in rows] == [
         (model, attack, unit)
@@ -69,3 +72,16 @@ def test_quick_attack_speed_prints_tensorflow_jax_art_and_square():
         result.stdout,
     )
     assert xla and all(float(ms) > 0 for ms in xla.groups()), result.stdout
+
+
+@pytest.mark.parametrize("option", ["--batch", "--repeats", "--copies"])
+def test_attack_speed_refuses_a_count_below_one(option, monkeypatch, capsys):
+    # The script sets the backend on import; monkeypatch restores it after.
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    spec = importlib.util.spec_from_file_location("attack_speed", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), option, "0"])
+    with pytest.raises(SystemExit):
+        script.main()
+    assert f"{option} must be at least 1, got 0" in capsys.readouterr().err
