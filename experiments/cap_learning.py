@@ -13,6 +13,15 @@ same stationary points and only the log form gets near them in this budget.
 Issue 12's goal: caps within 10% of their converged value after at most 2
 epochs.
 
+The capped layer has a scale symmetry: multiplying the kernel and bias of
+the Dense before it and its caps by `a > 0`, and the kernel of the Dense
+after it by `1 / a`, leaves the network's function unchanged but
+multiplies the penalty `lam * sum(m ** 2)` by `a ** 2`. A cap alone is
+therefore not a property of the function. Its *effective cap*, the cap
+times the norm of the unit's outgoing weights (`effective_caps`), is
+invariant under the symmetry; it is recorded alongside the caps and
+measured against the same goal.
+
     python experiments/cap_learning.py
     python experiments/cap_learning.py --quick --out /tmp/caps
 
@@ -46,6 +55,9 @@ REFERENCE = "log"
 TOLERANCE = 0.1
 # ...and the step at which the reading compares the two forms early on.
 EARLY_STEP = 500
+# What is recorded per unit: the prefix of its keys in `results.json` (runs
+# and summary rows) -> its name in the tables and the reading.
+QUANTITIES = {"": "cap", "effective_": "effective cap"}
 DATASET = "mnist"
 DEFAULTS = dict(seed=0, train_size=None, batch_size=64, units=128,
                 initial_max_value=100.0, eval_images=10000)
@@ -104,22 +116,56 @@ def caps_of(model):
     return np.concatenate([np.ravel(c) for c in max_values(model).values()])
 
 
+def effective_caps(model):
+    """Each D-ReLU unit's cap times the L2 norm of its outgoing weights.
+
+    `m_i * ||W[i, :]||` with `W` the kernel of the `Dense` layer that
+    follows the D-ReLU layer in `model.layers`: unchanged when the caps
+    and the preceding layer's kernel and bias are multiplied by `a > 0` and
+    `W` by `1 / a`, which leaves the network's function unchanged.
+
+    Args:
+        model: A `keras.Sequential` in which every `DReLU` layer is
+            followed by a `Dense` layer (`network`).
+
+    Returns:
+        A 1-D array, one entry per unit, in the order of `model.layers`.
+    """
+    effective = []
+    for layer, following in zip(model.layers, model.layers[1:]):
+        if not isinstance(layer, DReLU):
+            continue
+        if not isinstance(following, keras.layers.Dense):
+            raise ValueError(
+                f"The D-ReLU layer {layer.name!r} should be followed by a "
+                f"Dense layer. Received: {following.__class__.__name__}"
+            )
+        caps = np.ravel(keras.ops.convert_to_numpy(layer.max_value))
+        kernel = keras.ops.convert_to_numpy(following.kernel)
+        effective.append(caps * np.linalg.norm(kernel, axis=1))
+    return np.concatenate(effective)
+
+
 class CapRecorder(keras.callbacks.Callback):
-    """Records the caps' quartiles every `every` steps and at each epoch's
-    end, and every cap at the step `keep`."""
+    """Records the quartiles of the caps and of the effective caps every
+    `every` steps and at each epoch's end, and every one of both at the
+    step `keep`."""
 
     def __init__(self, every, keep):
         super().__init__()
         self.every, self.keep = every, keep
-        self.steps, self.quartiles, self.kept = [], [], None
+        self.steps, self.quartiles, self.effective = [], [], []
+        self.kept = self.kept_effective = None
         self.step = 0
 
     def _record(self):
-        caps = caps_of(self.model)
+        caps, effective = caps_of(self.model), effective_caps(self.model)
         self.steps.append(self.step)
         self.quartiles.append(np.quantile(caps, [0.25, 0.5, 0.75]).tolist())
+        self.effective.append(
+            np.quantile(effective, [0.25, 0.5, 0.75]).tolist())
         if self.step == self.keep:
-            self.kept = caps
+            self.kept, self.kept_effective = caps, effective
 
     def on_train_begin(self, logs=None):
         self._record()
@@ -155,27 +201,33 @@ def run(args):
                 steps=recorder.steps, quartiles=recorder.quartiles,
                 caps_at_goal=recorder.kept.tolist(),
                 caps_at_end=caps_of(result.model).tolist(),
+                effective_quartiles=recorder.effective,
+                effective_caps_at_goal=recorder.kept_effective.tolist(),
+                effective_caps_at_end=effective_caps(result.model).tolist(),
                 test_accuracy=result.history["val_accuracy"],
                 task_loss=result.history["task_loss"],
             ))
             median = recorder.quartiles[-1][1]
+            effective = recorder.effective[-1][1]
             print(f"lambda {lam:g} | {parameterization:>6} | median cap "
-                  f"{median:.4g} after {recorder.step} steps | test accuracy "
+                  f"{median:.4g}, effective {effective:.4g} after "
+                  f"{recorder.step} steps | test accuracy "
                   f"{result.history['val_accuracy'][-1]:.3f}", flush=True)
     return dict(runs=runs, steps_per_epoch=steps_per_epoch,
                 goal_step=goal_step)
 
 
-def _at(run, step):
-    """The quartiles recorded at `step`."""
-    return run["quartiles"][run["steps"].index(step)]
+def _at(run, step, prefix=""):
+    """The quartiles of the quantity `prefix` (`QUANTITIES`) at `step`."""
+    return run[f"{prefix}quartiles"][run["steps"].index(step)]
 
 
-def settled_step(run, target):
-    """The first recorded step from which the median stays within
-    `TOLERANCE` of `target`; `None` if it never settles."""
+def settled_step(run, target, prefix=""):
+    """The first recorded step from which the median of the quantity
+    `prefix` (`QUANTITIES`) stays within `TOLERANCE` of `target`; `None` if
+    it never settles."""
     settled = None
-    for step, (_, median, _) in zip(run["steps"], run["quartiles"]):
+    for step, (_, median, _) in zip(run["steps"], run[f"{prefix}quartiles"]):
         if abs(median - target) <= TOLERANCE * target:
             settled = step if settled is None else settled
         else:
@@ -183,41 +235,48 @@ def settled_step(run, target):
     return settled
 
 
+def _against(run, prefix, reference, per_epoch, goal):
+    """The quantity `prefix` of `run` against its converged value
+    `reference` (one per unit): summary entries named `prefix + key`."""
+    quartiles = run[f"{prefix}quartiles"]
+    target = float(np.median(reference))
+    at_goal = np.array(run[f"{prefix}caps_at_goal"])
+    epoch_before = run["steps"][-1] - per_epoch
+    last_epoch_change = (
+        quartiles[-1][1] / _at(run, epoch_before, prefix)[1] - 1
+        if epoch_before in run["steps"] else float("nan")
+    )
+    numbers = dict(
+        start=_at(run, 0, prefix)[1], goal=_at(run, goal, prefix),
+        reference=target, end=quartiles[-1][1],
+        within=float(np.mean(
+            np.abs(at_goal - reference) <= TOLERANCE * reference)),
+        median_within=bool(abs(_at(run, goal, prefix)[1] - target)
+                           <= TOLERANCE * target),
+        settled=settled_step(run, target, prefix),
+        last_epoch_change=last_epoch_change,
+    )
+    return {prefix + key: value for key, value in numbers.items()}
+
+
 def summarise(outcome, args):
     """Per run: the numbers the tables and the reading quote."""
     per_epoch = outcome["steps_per_epoch"]
     goal = outcome["goal_step"]
-    references = {run["lam"]: np.array(run["caps_at_end"])
-                  for run in outcome["runs"]
+    references = {(run["lam"], prefix): np.array(run[f"{prefix}caps_at_end"])
+                  for run in outcome["runs"] for prefix in QUANTITIES
                   if run["parameterization"] == REFERENCE}
     rows = []
     for run in outcome["runs"]:
-        reference = references[run["lam"]]
-        target = float(np.median(reference))
-        at_goal = np.array(run["caps_at_goal"])
-        end = run["steps"][-1]
-        epoch_before = run["steps"].index(end - per_epoch) if (
-            end - per_epoch in run["steps"]) else None
-        last_epoch_change = (
-            run["quartiles"][-1][1] / run["quartiles"][epoch_before][1] - 1
-            if epoch_before is not None else float("nan")
-        )
-        settled = settled_step(run, target)
-        start = _at(run, 0)[1]
-        rows.append(dict(
-            lam=run["lam"], parameterization=run["parameterization"],
-            start=start, goal=_at(run, goal),
-            fall_done=math.log(start / _at(run, goal)[1])
-            / math.log(start / target),
-            reference=target, end=run["quartiles"][-1][1],
-            within=float(np.mean(
-                np.abs(at_goal - reference) <= TOLERANCE * reference)),
-            median_within=abs(_at(run, goal)[1] - target) <= TOLERANCE * target,
-            settled=settled,
-            last_epoch_change=last_epoch_change,
-            accuracy_goal=run["test_accuracy"][args.goal_epochs - 1],
-            accuracy_end=run["test_accuracy"][-1],
-        ))
+        row = dict(lam=run["lam"], parameterization=run["parameterization"])
+        for prefix in QUANTITIES:
+            row.update(_against(run, prefix, references[run["lam"], prefix],
+                                per_epoch, goal))
+        row["fall_done"] = (math.log(row["start"] / row["goal"][1])
+                            / math.log(row["start"] / row["reference"]))
+        row["accuracy_goal"] = run["test_accuracy"][args.goal_epochs - 1]
+        row["accuracy_end"] = run["test_accuracy"][-1]
+        rows.append(row)
     return rows
 
 
@@ -229,10 +288,11 @@ def _cap(value):
     return f"{value:.3g}"
 
 
-def _settled(row, per_epoch):
-    if row["settled"] is None:
+def _settled(row, per_epoch, prefix=""):
+    settled = row[f"{prefix}settled"]
+    if settled is None:
         return "never"
-    return f"{row['settled']} ({row['settled'] / per_epoch:.1f} epochs)"
+    return f"{settled} ({settled / per_epoch:.1f} epochs)"
 
 
 def tables(args, outcome, rows):
@@ -257,18 +317,41 @@ def tables(args, outcome, rows):
           results.percent(row["accuracy_goal"]),
           results.percent(row["accuracy_end"])] for row in rows],
     )
+    effective = results.markdown_table(
+        ["lambda", "caps stored as", "median effective cap at step 0",
+         f"median effective cap after {_epochs(goal)} (quartiles)",
+         f"converged effective median (end of {args.reference_epochs} "
+         f"epochs, {REFERENCE})",
+         f"units with effective cap within 10% of converged after "
+         f"{_epochs(goal)} (%)",
+         "median effective cap within 10% from step",
+         "median effective cap change over last epoch (%)"],
+        [[f"{row['lam']:g}", row["parameterization"],
+          _cap(row["effective_start"]),
+          f"{_cap(row['effective_goal'][1])} "
+          f"({_cap(row['effective_goal'][0])}-"
+          f"{_cap(row['effective_goal'][2])})",
+          _cap(row["effective_reference"]),
+          results.percent(row["effective_within"]),
+          _settled(row, per_epoch, "effective_"),
+          f"{100 * row['effective_last_epoch_change']:+.1f}"]
+         for row in rows],
+    )
     marks = sorted({0, *[s for s in (100, 250, EARLY_STEP, 1000)
                          if s < outcome["goal_step"]],
                     *[e * per_epoch for e in range(1, args.reference_epochs + 1)
                       if e in (1, goal, 6, 10) or e == args.reference_epochs]})
     runs = outcome["runs"]
-    trajectory = results.markdown_table(
-        ["step", "epochs", *[f"lambda {r['lam']:g}, {r['parameterization']}"
-                             for r in runs]],
-        [[step, f"{step / per_epoch:.2f}",
-          *[_cap(_at(r, step)[1]) if step in r["steps"] else "-"
-            for r in runs]] for step in marks],
-    )
+    trajectories = {
+        prefix: results.markdown_table(
+            ["step", "epochs",
+             *[f"lambda {r['lam']:g}, {r['parameterization']}" for r in runs]],
+            [[step, f"{step / per_epoch:.2f}",
+              *[_cap(_at(r, step, prefix)[1]) if step in r["steps"] else "-"
+                for r in runs]] for step in marks],
+        )
+        for prefix in QUANTITIES
+    }
     accuracy = results.markdown_table(
         ["epoch", *[f"lambda {r['lam']:g}, {r['parameterization']}"
                     for r in runs]],
@@ -277,7 +360,11 @@ def tables(args, outcome, rows):
          for epoch in range(args.reference_epochs)],
     )
     return (["## Caps against the goal", "", *summary, "",
-             "## Median cap against training steps", "", *trajectory, "",
+             "## Effective caps (cap x norm of the unit's outgoing weights) "
+             "against the goal", "", *effective, "",
+             *[line for prefix, name in QUANTITIES.items()
+               for line in (f"## Median {name} against training steps", "",
+                            *trajectories[prefix], "")],
              "## Test accuracy (%) after each epoch", "", *accuracy])
 
 
@@ -316,6 +403,23 @@ def reading(args, outcome, rows):
             f"{_epochs(lowest + 1)}, {results.percent(ref['accuracy_end'])}% "
             f"after {args.reference_epochs}."
         )
+        met = "meets" if ref["effective_median_within"] else "misses"
+        drift = ("" if math.isnan(ref["effective_last_epoch_change"]) else
+                 f"; over the last epoch of {args.reference_epochs} it "
+                 "changes by "
+                 f"{100 * ref['effective_last_epoch_change']:+.1f}%")
+        lines.append(
+            f"- lambda {lam:g}, logarithm, effective caps (cap x norm of the "
+            f"unit's outgoing weights): the median goes from "
+            f"{_cap(ref['effective_start'])} to "
+            f"{_cap(ref['effective_goal'][1])} after {_epochs(goal)} against "
+            f"a converged effective median of "
+            f"{_cap(ref['effective_reference'])}, so it {met} the goal of "
+            f"10%; {results.percent(ref['effective_within'])}% of units are "
+            "within 10% of their converged effective cap, and the median "
+            "stays within 10% from step "
+            f"{_settled(ref, per_epoch, 'effective_')}{drift}."
+        )
         for form, row in forms.items():
             if form == REFERENCE:
                 continue
@@ -332,7 +436,11 @@ def reading(args, outcome, rows):
                 f"- lambda {lam:g}, caps stored as themselves ({form}, the "
                 f"paper's layer): the median cap is {_cap(row['goal'][1])} "
                 f"after {_epochs(goal)} and {_cap(row['end'])} after "
-                f"{args.reference_epochs}."
+                f"{args.reference_epochs}; the median effective cap is "
+                f"{_cap(row['effective_goal'][1])} after {_epochs(goal)} "
+                f"and {_cap(row['effective_end'])} after "
+                f"{args.reference_epochs}, against a converged effective "
+                f"median of {_cap(row['effective_reference'])}."
             )
     met = [f"lambda {row['lam']:g} ({row['parameterization']})"
            for row in rows if row["median_within"]]
@@ -341,28 +449,44 @@ def reading(args, outcome, rows):
         f"{_epochs(goal)}) is met by "
         + (", ".join(met) if met else "no run") + "."
     )
+    met = [f"lambda {row['lam']:g} ({row['parameterization']})"
+           for row in rows if row["effective_median_within"]]
+    lines.append(
+        f"- Measured on effective caps (median effective cap within 10% of "
+        f"its converged value after {_epochs(goal)}), the goal is met by "
+        + (", ".join(met) if met else "no run") + "."
+    )
     return lines
 
 
 def plot(args, outcome, rows, path):
-    """Median and quartiles of the caps per lambda: the whole run (top) and
-    its first `goal_epochs + 1` epochs (bottom)."""
+    """Median and quartiles per lambda: of the caps over the whole run (top)
+    and its first `goal_epochs + 1` epochs (middle), and of the effective
+    caps over the whole run (bottom)."""
     per_epoch = outcome["steps_per_epoch"]
-    figure, axes = results.panels(len(args.lambdas), 2, size=(5.5, 3.6),
-                                  sharey=True)
+    early = min(args.goal_epochs + 1, args.reference_epochs)
+    shown_rows = (("", args.reference_epochs), ("", early),
+                  ("effective_", args.reference_epochs))
+    figure, axes = results.panels(len(args.lambdas), len(shown_rows),
+                                  size=(5.5, 3.6))
+    # Caps share one scale, effective caps another.
+    for row, (prefix, _) in enumerate(shown_rows):
+        first = axes[[p for p, _ in shown_rows].index(prefix)][0]
+        for ax in axes[row]:
+            if ax is not first:
+                ax.sharey(first)
     for column, lam in enumerate(args.lambdas):
-        reference = next(row["reference"] for row in rows
-                         if row["lam"] == lam)
-        for row, last in ((0, args.reference_epochs),
-                          (1, min(args.goal_epochs + 1,
-                                  args.reference_epochs))):
+        summary = next(row for row in rows if row["lam"] == lam)
+        for row, (prefix, last) in enumerate(shown_rows):
+            name = QUANTITIES[prefix]
+            reference = summary[f"{prefix}reference"]
             ax = axes[row][column]
             for run in outcome["runs"]:
                 if run["lam"] != lam:
                     continue
                 epochs = np.array(run["steps"]) / per_epoch
                 shown = epochs <= last
-                q1, median, q3 = np.array(run["quartiles"])[shown].T
+                q1, median, q3 = np.array(run[f"{prefix}quartiles"])[shown].T
                 line, = ax.plot(epochs[shown], median,
                                 label=f"caps stored {run['parameterization']}")
                 ax.fill_between(epochs[shown], q1, q3, alpha=0.25,
@@ -374,11 +498,12 @@ def plot(args, outcome, rows, path):
                        label=f"goal: {_epochs(args.goal_epochs)}")
             ax.set_yscale("log")
             ax.set_xlabel("epochs")
-            ax.set_title(f"lambda {lam:g}: caps (median, quartiles)"
-                         + (f", first {last} epochs" if row else ""))
+            ax.set_title(f"lambda {lam:g}: {name}s (median, quartiles)"
+                         + (f", first {last} epochs"
+                            if last < args.reference_epochs else ""))
             ax.grid(alpha=0.3)
-        axes[0][0].set_ylabel("cap")
-        axes[1][0].set_ylabel("cap")
+            if column == 0:
+                ax.set_ylabel(name)
     axes[0][-1].legend(fontsize=8)
     results.save(figure, path)
 
@@ -403,6 +528,16 @@ def write(outcome, args):
             "compares each unit with its own converged cap. Test accuracy on "
             f"the first {args.eval_images} MNIST test images (monitoring "
             "only: nothing is selected on it).",
+            "",
+            "The *effective cap* of a unit is its cap times the L2 norm of "
+            "its outgoing weights (its row of the last Dense kernel). "
+            "Multiplying the caps and the preceding Dense's kernel and bias "
+            "by a > 0 and the last kernel by 1/a leaves the network's "
+            "function unchanged and multiplies the penalty by a^2; the caps "
+            "can slide along this symmetry, the effective caps cannot. They "
+            "are recorded with the caps and read against the same goal, "
+            "their converged value being that of the "
+            f"{REFERENCE} run's end.",
         ],
         reduced=None,
         tables=tables(args, outcome, rows),

@@ -453,6 +453,93 @@ def test_cap_learning_quick_records_caps_against_steps(shared_data_dir, tmp_path
     steps = 3 * per_epoch
     assert linear == pytest.approx(100 - steps * 1e-3, abs=steps * 5e-4)
     assert log == pytest.approx(100 * math.exp(-0.01 * steps), rel=0.05)
+    # The effective caps: recorded at the caps' steps, one per unit, and
+    # read against the goal in their own table.
+    for run in outcome["runs"]:
+        assert len(run["effective_quartiles"]) == len(run["steps"])
+        for q1, median, q3 in run["effective_quartiles"]:
+            assert 0 < q1 <= median <= q3
+        for key in ("effective_caps_at_goal", "effective_caps_at_end"):
+            assert len(run[key]) == len(run["caps_at_end"])
+            assert np.all(np.isfinite(run[key]))
+    for row in outcome["summary"]:
+        assert np.all(np.isfinite(row["effective_goal"]))
+        for key in ("effective_start", "effective_reference",
+                    "effective_within", "effective_last_epoch_change"):
+            assert math.isfinite(row[key]), key
+    lines = tables.splitlines()
+    header = lines.index(next(line for line in lines
+                              if "converged effective median" in line))
+    assert lines[header].split(" | ")[2:] == [
+        "median effective cap at step 0",
+        "median effective cap after 1 epoch (quartiles)",
+        "converged effective median (end of 3 epochs, log)",
+        "units with effective cap within 10% of converged after 1 epoch (%)",
+        "median effective cap within 10% from step",
+        "median effective cap change over last epoch (%) |",
+    ]
+    for line in lines[header + 2:header + 6]:
+        cells = line.strip("| ").split(" | ")
+        settled = cells.pop(6)
+        assert settled == "never" or settled.split(" ")[0].isdigit()
+        assert all(math.isfinite(float(cell.split(" ")[0]))
+                   for cell in cells[2:])
+    assert "## Median effective cap against training steps" in tables
+
+
+@pytest.mark.parametrize("parameterization", ["log", "linear"])
+def test_cap_learning_effective_caps_are_invariant_under_the_scale_symmetry(
+        parameterization):
+    # Caps and the preceding Dense's kernel and bias times a, the following
+    # Dense's kernel over a: the same function and effective caps, the
+    # penalty lam * sum(m ** 2) times a ** 2.
+    import keras
+
+    from keras_drelu import DReLU
+
+    cap_learning = script("cap_learning")
+    lam, a = 100.0, 3.0
+    model = cap_learning.network(
+        argparse.Namespace(units=8, initial_max_value=100.0), lam,
+        parameterization)
+    index = next(i for i, layer in enumerate(model.layers)
+                 if isinstance(layer, DReLU))
+    before, drelu, after = model.layers[index - 1:index + 2]
+    images = np.random.default_rng(0).uniform(
+        0, 1, (16, 28, 28, 1)).astype("float32")
+    # Caps at each unit's upper quartile of its input: some inputs clip.
+    inputs = images
+    for layer in model.layers[:index]:
+        inputs = layer(inputs)
+    inputs = np.maximum(keras.ops.convert_to_numpy(inputs), 0)
+    caps = np.quantile(inputs, 0.75, axis=0) + 1e-3
+    assert np.any(inputs > caps)
+    drelu.assign_max_value(caps)
+
+    def penalty():
+        return float(sum(keras.ops.convert_to_numpy(loss)
+                         for loss in model.losses))
+
+    outputs = keras.ops.convert_to_numpy(model(images))
+    effective = cap_learning.effective_caps(model)
+    np.testing.assert_allclose(
+        effective, caps * np.linalg.norm(after.get_weights()[0], axis=1),
+        rtol=1e-5)
+    loss = penalty()
+    assert loss == pytest.approx(lam * np.sum(caps ** 2), rel=1e-5)
+
+    kernel, bias = before.get_weights()
+    before.set_weights([a * kernel, a * bias])
+    drelu.assign_max_value(a * caps)
+    kernel, bias = after.get_weights()
+    after.set_weights([kernel / a, bias])
+
+    # float32: logits near 0 carry rounding errors of about 1e-8.
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(images)),
+                               outputs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cap_learning.effective_caps(model), effective,
+                               rtol=1e-5)
+    assert penalty() == pytest.approx(a ** 2 * loss, rel=1e-5)
 
 
 # ---- robust retrofit (issue 13) ---------------------------------------------
