@@ -65,7 +65,7 @@ EXPERIMENTS = {
         "D-ReLU caps against training steps on MNIST, stored linearly (the "
         "paper's layer) or as a logarithm",
         "python experiments/cap_learning.py",
-        "6 min",
+        "8 min",
     ),
     "cifar10_retrofit": (
         "D-ReLU placements (head, input) vs plain ReLU on CIFAR-10, eps "
