@@ -814,3 +814,53 @@ def test_train_counts_the_ramp_in_epochs_of_the_data():
               eps_ramp=1.0, verbose=0)
     with pytest.raises(ValueError, match="eps_ramp_steps.*does not apply"):
         train(build, data, recipe="standard", epochs=1, eps_ramp=1.0)
+
+
+@pytest.mark.parametrize("as_dataset", [False, True], ids=["arrays", "dataset"])
+@pytest.mark.parametrize("recipe", ["standard", "pgd-at", "trades", "mtlat"])
+def test_each_phase_traces_its_training_step_once(recipe, as_dataset,
+                                                  monkeypatch):
+    # Keras makes the optimizer's slots and the "accuracy" metric inside the
+    # first trace, and `tf.function` then traces again; `train` makes both
+    # beforehand, and the history is the one Keras' own way gives (M-TLAT
+    # scores soft labels, the others class ids).
+    from keras_drelu.training import experiment
+
+    traces = []
+    original = keras.Model.train_step
+
+    def counted(self, data):
+        traces.append(type(self).__name__)
+        return original(self, data)
+
+    monkeypatch.setattr(keras.Model, "train_step", counted)
+    x = np.random.default_rng(0).uniform(size=(64, 4, 4, 1)).astype("float32")
+    y = np.arange(64) % 3
+    data = (x, y)
+    if as_dataset:
+        data = tf.data.Dataset.from_tensor_slices(data).batch(32)
+    # Adversarial recipes after a natural epoch: two phases.
+    settings = {} if recipe == "standard" else {"eps": 0.1, "natural_epochs": 1}
+    phases = 1 if recipe == "standard" else 2
+
+    def history():
+        traces.clear()
+        return train(
+            lambda: keras.Sequential([
+                keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                keras.layers.Dense(3),
+            ]),
+            data, recipe=recipe, epochs=2, batch_size=None if as_dataset
+            else 32, seed=0, default_callbacks=False, verbose=0, **settings,
+        ).history
+
+    ours = history()
+    assert len(traces) == phases, traces
+    monkeypatch.setattr(experiment, "_build_before_tracing", lambda *a: None)
+    keras_way = history()
+    assert len(traces) == 2 * phases, traces
+    assert ours.keys() == keras_way.keys()
+    for key in ours:
+        np.testing.assert_allclose(ours[key], keras_way[key], rtol=1e-6,
+                                   err_msg=key)
+    assert all(0 < a <= 1 for a in ours["accuracy"])

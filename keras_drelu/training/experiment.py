@@ -8,6 +8,7 @@ import os
 import sys
 
 import keras
+import numpy as np
 
 from keras_drelu.arguments import check_bool
 from keras_drelu.arguments import check_choice
@@ -126,6 +127,47 @@ def _arrays(data):
     return None
 
 
+def _build_before_tracing(trainer, train_data):
+    """Makes the optimizer's slots and the compiled metrics before `fit`.
+
+    Keras' TensorFlow trainer (without a strategy) leaves both to the
+    first trace of the training step, and `tf.function` then traces the
+    step a second time because that trace made variables. Made here, the
+    step is traced once per phase: on a MobileNetV2 backbone, several
+    seconds a phase. The metrics are built the way the step builds them,
+    by the trainer's own `compute_metrics` (which turns a recipe's labels
+    into what it scores), on one all-zero example shaped like the data,
+    then reset. Data of unknown shape keeps Keras' way.
+    """
+    if not trainer.built:
+        return
+    trainer.optimizer.build(trainer.trainable_variables)
+    example = _zero_example(train_data)
+    if example is not None:
+        x, y = example
+        trainer.compute_metrics(x, y, trainer(x, training=False))
+        trainer.reset_metrics()
+
+
+def _zero_example(data):
+    """One all-zero `(x, y)` shaped like an example of `data`, or `None`."""
+    arrays = _arrays(data)
+    if arrays:
+        specs = [(a.shape[1:], a.dtype) for a in arrays[:2]]
+    else:
+        # A `tf.data.Dataset` says its shapes; a generator does not.
+        element = getattr(data, "element_spec", None)
+        if not isinstance(element, tuple) or len(element) < 2:
+            return None
+        specs = []
+        for spec in element[:2]:
+            shape = getattr(spec, "shape", None)
+            if shape is None or None in tuple(shape)[1:]:
+                return None
+            specs.append((tuple(shape)[1:], spec.dtype.as_numpy_dtype))
+    return tuple(np.zeros((1, *shape), dtype) for shape, dtype in specs)
+
+
 def _fit_phase(
     trainer, loss, train_data, validation_data, *, epochs, backup_dir,
     optimizer, metrics, callbacks, default_callbacks, strategy, verbose,
@@ -137,6 +179,7 @@ def _fit_phase(
             loss=loss,
             metrics=[_task_loss_metric(trainer, from_logits), *metrics],
         )
+        _build_before_tracing(trainer, train_data)
     monitor = TASK_LOSS if validation_data is None else "val_" + TASK_LOSS
     if default_callbacks:
         phase_callbacks = paper_callbacks(backup_dir, monitor)
