@@ -42,6 +42,7 @@ from common import arguments  # noqa: E402
 from common import data  # noqa: E402
 from common import results  # noqa: E402
 from common.results import percent  # noqa: E402
+from keras_drelu.training import build_metrics  # noqa: E402
 from keras_drelu.training import train  # noqa: E402
 from retrofit import run as runs  # noqa: E402
 from retrofit.cli import main as retrofit  # noqa: E402
@@ -215,6 +216,7 @@ def pretrain(args):
                    seed=args.seed, verbose=0)
     model.compile(metrics=["accuracy"], loss=keras.losses.
                   SparseCategoricalCrossentropy(from_logits=True))
+    build_metrics(model, splits.test)
     _, accuracy = model.evaluate(splits.test, verbose=0)
     backbone_layer(model).save_weights(weights)
     record = dict(settings=settings, test_accuracy=float(accuracy),

@@ -48,6 +48,7 @@ from keras_drelu.layers.activations import make_activation
 from keras_drelu.training import INNER_GRADIENTS
 from keras_drelu.training import RECIPES
 from keras_drelu.training import STRATEGIES
+from keras_drelu.training import build_metrics
 from keras_drelu.training import contains_caps
 from keras_drelu.training import get_recipe
 from keras_drelu.training import paper_callbacks
@@ -791,6 +792,7 @@ def evaluate_model(settings, directory, record, model, splits, log, resume=False
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
+    build_metrics(model, splits.test)  # Else the test step is traced twice.
     _, clean = model.evaluate(splits.test, verbose=0)
     log(f"clean test accuracy: {clean:.4f}")
     state_path = directory / EVALUATION_STATE

@@ -864,3 +864,49 @@ def test_each_phase_traces_its_training_step_once(recipe, as_dataset,
         np.testing.assert_allclose(ours[key], keras_way[key], rtol=1e-6,
                                    err_msg=key)
     assert all(0 < a <= 1 for a in ours["accuracy"])
+
+
+@pytest.mark.parametrize("as_dataset", [False, True], ids=["arrays", "dataset"])
+def test_build_metrics_lets_evaluate_trace_its_step_once(as_dataset,
+                                                         monkeypatch):
+    from keras_drelu.training import build_metrics
+
+    traces = []
+    original = keras.Model.test_step
+
+    def counted(self, data):
+        traces.append(1)
+        return original(self, data)
+
+    monkeypatch.setattr(keras.Model, "test_step", counted)
+    x = np.random.default_rng(0).uniform(size=(40, 5)).astype("float32")
+    y = np.arange(40) % 3
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(40)
+    keras.utils.set_random_seed(0)
+    weights = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    results = []
+    for build in (True, False):
+        model = keras.models.clone_model(weights)
+        model.set_weights(weights.get_weights())
+        model.compile(loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        traces.clear()
+        if build:
+            assert build_metrics(model, data if as_dataset else (x, y))
+        results.append(model.evaluate(data, verbose=0))
+        assert len(traces) == (1 if build else 2), (build, traces)
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-6)
+    accuracy = np.mean(np.argmax(weights.predict(x, verbose=0), 1) == y)
+    assert results[0][1] == pytest.approx(accuracy)
+
+
+def test_build_metrics_leaves_data_of_unknown_shape_to_keras():
+    from keras_drelu.training import build_metrics
+
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    unknown = tf.data.Dataset.from_generator(
+        lambda: iter([]), output_signature=(
+            tf.TensorSpec((None, None), tf.float32),
+            tf.TensorSpec((None,), tf.int64)))
+    assert build_metrics(model, unknown) is False

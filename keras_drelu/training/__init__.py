@@ -23,6 +23,7 @@ from keras_drelu.training.caps import cap_penalty
 from keras_drelu.training.caps import contains_caps
 from keras_drelu.training.caps import has_penalised_caps
 from keras_drelu.training.experiment import TrainingResult
+from keras_drelu.training.experiment import build_metrics
 from keras_drelu.training.experiment import train
 from keras_drelu.training.experiment import train_repeated
 from keras_drelu.training.mtlat import MTLAT
@@ -52,6 +53,7 @@ __all__ = [
     "STRATEGIES",
     "TRADES",
     "TrainingResult",
+    "build_metrics",
     "cap_penalty",
     "contains_caps",
     "get_recipe",

@@ -134,19 +134,51 @@ def _build_before_tracing(trainer, train_data):
     first trace of the training step, and `tf.function` then traces the
     step a second time because that trace made variables. Made here, the
     step is traced once per phase: on a MobileNetV2 backbone, several
-    seconds a phase. The metrics are built the way the step builds them,
-    by the trainer's own `compute_metrics` (which turns a recipe's labels
-    into what it scores), on one all-zero example shaped like the data,
-    then reset. Data of unknown shape keeps Keras' way.
+    seconds a phase.
     """
-    if not trainer.built:
-        return
-    trainer.optimizer.build(trainer.trainable_variables)
-    example = _zero_example(train_data)
-    if example is not None:
-        x, y = example
-        trainer.compute_metrics(x, y, trainer(x, training=False))
-        trainer.reset_metrics()
+    if trainer.built:
+        trainer.optimizer.build(trainer.trainable_variables)
+        build_metrics(trainer, train_data)
+
+
+def build_metrics(model, data):
+    """Makes a compiled model's metrics now, not in its first traced step.
+
+    Keras makes a metric named by a string (`"accuracy"`) inside the first
+    trace of `fit`'s or `evaluate`'s step, and on TensorFlow `tf.function`
+    then traces that step again. This builds them the way the step would,
+    through the model's own `compute_metrics` (which turns a recipe's
+    labels into what it scores), on one all-zero example shaped like
+    `data`, then resets them; `fit` and `evaluate` then trace once. Data
+    whose shapes are unknown (a generator) is left to Keras.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> model.compile(loss="sparse_categorical_crossentropy",
+    ...               metrics=["accuracy"])
+    >>> x, y = np.zeros((8, 4), "float32"), np.zeros(8, "int32")
+    >>> build_metrics(model, (x, y))
+    True
+    >>> [metric.name for metric in model.metrics[1].metrics]
+    ['accuracy']
+
+    Args:
+        model: A compiled, built Keras model.
+        data: `(inputs, labels)` arrays or a `tf.data.Dataset` of
+            `(inputs, labels[, sample_weights])` batches.
+
+    Returns:
+        Whether the metrics were built (`False`: shapes unknown).
+    """
+    example = _zero_example(data)
+    if example is None:
+        return False
+    x, y = example
+    model.compute_metrics(x, y, model(x, training=False))
+    model.reset_metrics()
+    return True
 
 
 def _zero_example(data):
