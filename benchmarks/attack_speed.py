@@ -372,7 +372,8 @@ def main():
         f"batch {args.batch}, TensorFlow {tf.__version__}, JAX "
         f"{version('jax')}, Keras {keras.__version__}, on "
         f"{os.cpu_count()} CPU cores; fastest of {args.repeats} interleaved "
-        f"runs of {args.copies} compiled copies each (ART: one; JAX in a "
+        f"runs of {args.copies} compiled "
+        f"{'copy' if args.copies == 1 else 'copies'} each (ART: one; JAX in a "
         "child process, before TensorFlow and ART)"
     )
     header = (
