@@ -910,3 +910,9 @@ def test_build_metrics_leaves_data_of_unknown_shape_to_keras():
             tf.TensorSpec((None, None), tf.float32),
             tf.TensorSpec((None,), tf.int64)))
     assert build_metrics(model, unknown) is False
+    # Inputs that are not one array, and labels given as a list.
+    x = np.zeros((4, 5), "float32")
+    assert build_metrics(model, ({"features": x}, np.zeros(4))) is False
+    assert build_metrics(model, (x, [0, 1, 2, 0])) is False
+    # Tensors, as well as numpy arrays.
+    assert build_metrics(model, (tf.constant(x), tf.zeros(4, tf.int32)))

@@ -182,22 +182,26 @@ def build_metrics(model, data):
 
 
 def _zero_example(data):
-    """One all-zero `(x, y)` shaped like an example of `data`, or `None`."""
+    """One all-zero `(x, y)` shaped like an example of `data`, or `None`
+    where a shape is unknown or the inputs are not one array (a dict of
+    inputs, a generator)."""
     arrays = _arrays(data)
     if arrays:
-        specs = [(a.shape[1:], a.dtype) for a in arrays[:2]]
+        parts = arrays[:2]
     else:
-        # A `tf.data.Dataset` says its shapes; a generator does not.
-        element = getattr(data, "element_spec", None)
-        if not isinstance(element, tuple) or len(element) < 2:
+        # A `tf.data.Dataset` says the shapes of its batches.
+        parts = getattr(data, "element_spec", None)
+        if not isinstance(parts, tuple) or len(parts) < 2:
             return None
-        specs = []
-        for spec in element[:2]:
-            shape = getattr(spec, "shape", None)
-            if shape is None or None in tuple(shape)[1:]:
-                return None
-            specs.append((tuple(shape)[1:], spec.dtype.as_numpy_dtype))
-    return tuple(np.zeros((1, *shape), dtype) for shape, dtype in specs)
+    example = []
+    for part in parts[:2]:
+        shape = getattr(part, "shape", None)
+        dtype = getattr(part, "dtype", None)
+        if shape is None or dtype is None or None in tuple(shape)[1:]:
+            return None
+        dtype = getattr(dtype, "as_numpy_dtype", dtype)
+        example.append(np.zeros((1, *tuple(shape)[1:]), dtype))
+    return tuple(example)
 
 
 def _fit_phase(
