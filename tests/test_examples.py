@@ -27,9 +27,9 @@ def check_evaluate_any_model(report, printed):
 
 def check_retrofit_from_python(returned, printed):
     result, report = returned
-    assert result.recipe == "drelu" and len(result.epochs) == 10
+    assert result.recipe == "drelu" and len(result.epochs) == 3
     assert result.model.name == "small_cnn_head_drelu_retrofit"
-    assert report.n_examples == 50 and report.suite == "adaptive"
+    assert report.n_examples == 20 and report.suite == "adaptive"
     assert 0.0 <= report.worst_case_accuracy <= report.clean_accuracy
     assert "caps from 100 to" in printed and "worst case under" in printed
 
@@ -50,7 +50,7 @@ EXAMPLES = {
         check_evaluate_any_model,
     ),
     "retrofit_from_python.py": (
-        ["--eval-images", "50"],
+        ["--epochs", "3", "--eval-images", "20"],
         check_retrofit_from_python,
     ),
     "export_and_serve.py": (["--out", "served"], check_export_and_serve),
@@ -69,8 +69,9 @@ def test_examples_are_short():
     assert not long, f"examples/ is for short examples: {long}"
 
 
-# Over about 20 s on 2 cores.
-SLOW = {"retrofit_from_python.py"}
+# Over about 20 s on 2 cores: none at these settings (retrofit_from_python
+# took about 10 s idle with 3 epochs and 20 images).
+SLOW = frozenset()
 
 
 @pytest.mark.parametrize("name", [
