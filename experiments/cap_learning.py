@@ -442,20 +442,18 @@ def reading(args, outcome, rows):
                 f"{args.reference_epochs}, against a converged effective "
                 f"median of {_cap(row['effective_reference'])}."
             )
-    met = [f"lambda {row['lam']:g} ({row['parameterization']})"
-           for row in rows if row["median_within"]]
-    lines.append(
-        f"- The goal (median cap within 10% of its converged value after "
-        f"{_epochs(goal)}) is met by "
-        + (", ".join(met) if met else "no run") + "."
-    )
-    met = [f"lambda {row['lam']:g} ({row['parameterization']})"
-           for row in rows if row["effective_median_within"]]
-    lines.append(
-        f"- Measured on effective caps (median effective cap within 10% of "
-        f"its converged value after {_epochs(goal)}), the goal is met by "
-        + (", ".join(met) if met else "no run") + "."
-    )
+    goals = {
+        "median_within": "The goal (median cap within 10% of its converged "
+        "value after {}) is met by ",
+        "effective_median_within": "Measured on effective caps (median "
+        "effective cap within 10% of its converged value after {}), the "
+        "goal is met by ",
+    }
+    for key, sentence in goals.items():
+        met = [f"lambda {row['lam']:g} ({row['parameterization']})"
+               for row in rows if row[key]]
+        lines.append("- " + sentence.format(_epochs(goal))
+                     + (", ".join(met) or "no run") + ".")
     return lines
 
 

@@ -73,24 +73,28 @@ def test_quick_attack_speed_prints_tensorflow_jax_art_and_square():
     assert xla and all(float(ms) > 0 for ms in xla.groups()), result.stdout
 
 
-@pytest.mark.parametrize("option", ["--batch", "--repeats", "--copies"])
-def test_attack_speed_refuses_a_count_below_one(option, monkeypatch, capsys):
-    # The script sets the backend on import; monkeypatch restores it after.
+@pytest.fixture
+def script(monkeypatch):
+    """The script imported in this process, as a module."""
+    # It sets the backend on import; monkeypatch restores it after.
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     spec = importlib.util.spec_from_file_location("attack_speed", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("option", ["--batch", "--repeats", "--copies"])
+def test_attack_speed_refuses_a_count_below_one(option, script, monkeypatch,
+                                               capsys):
     monkeypatch.setattr(sys, "argv", [str(SCRIPT), option, "0"])
     with pytest.raises(SystemExit):
         script.main()
     assert f"{option} must be at least 1, got 0" in capsys.readouterr().err
 
 
-def test_attack_speed_keeps_the_fastest_of_its_compiled_copies(monkeypatch):
-    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
-    spec = importlib.util.spec_from_file_location("attack_speed", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+def test_attack_speed_keeps_the_fastest_of_its_compiled_copies(script,
+                                                               monkeypatch):
     built = []
     original = script.ours
 
