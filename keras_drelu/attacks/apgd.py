@@ -247,6 +247,12 @@ class APGD(Attack):
             reduced_last_check=ops.ones(batch, "bool"),
         )
         state["x_new"] = _propose(0, state, x, **settings)
+        # The iterate's gradient and the one before it are read only by
+        # `_propose`, in the same step that sets them: they are not carried
+        # from one step to the next (two image-sized tensors fewer for the
+        # fused step to write, about a fifth of its memory traffic).
+        for key in CARRIED_NOT:
+            del state[key]
         # The bookkeeping between two gradients, in one kernel: on a small
         # model it costs as much as the gradient when run op by op.
         advance = backends.fuse(_advance, rho=self.rho, **settings)
@@ -269,6 +275,10 @@ class APGD(Attack):
             self._score(logits, y),
             misclassified(logits, y),
         )
+
+
+# State that `_propose` reads and `_record` sets afresh each step.
+CARRIED_NOT = ("grad", "x_prev")
 
 
 def _propose(i, s, x, *, eps, norm, clip_values, momentum):
@@ -339,7 +349,9 @@ def _advance(
     and how long that window was.
     """
     s = _record(i, s, loss, grad, logits, x, y, is_checkpoint, window, rho=rho)
-    return {**s, "x_new": _propose(i + 1, s, x, **settings)}
+    x_new = _propose(i + 1, s, x, **settings)
+    carried = {key: value for key, value in s.items() if key not in CARRIED_NOT}
+    return {**carried, "x_new": x_new}
 
 
 class APGDT(APGD):
