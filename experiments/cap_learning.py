@@ -259,6 +259,23 @@ def _against(run, prefix, reference, per_epoch, goal):
     return {prefix + key: value for key, value in numbers.items()}
 
 
+def outgoing_norms(run):
+    """The median L2 norm of the units' outgoing weights (effective cap over
+    cap, per unit) at step 0, after the goal's epochs and at the end.
+
+    At step 0 every cap is the initial one, so the median norm is the
+    median effective cap over it.
+    """
+    at = {
+        when: float(np.median(np.array(run[f"effective_caps_at_{when}"])
+                              / np.array(run[f"caps_at_{when}"])))
+        for when in ("goal", "end")
+    }
+    start = run["quartiles"][0][1]
+    return dict(norm_start=run["effective_quartiles"][0][1] / start,
+                norm_goal=at["goal"], norm_end=at["end"])
+
+
 def summarise(outcome, args):
     """Per run: the numbers the tables and the reading quote."""
     per_epoch = outcome["steps_per_epoch"]
@@ -274,6 +291,7 @@ def summarise(outcome, args):
                                 per_epoch, goal))
         row["fall_done"] = (math.log(row["start"] / row["goal"][1])
                             / math.log(row["start"] / row["reference"]))
+        row.update(outgoing_norms(run))
         row["accuracy_goal"] = run["test_accuracy"][args.goal_epochs - 1]
         row["accuracy_end"] = run["test_accuracy"][-1]
         rows.append(row)
@@ -337,6 +355,15 @@ def tables(args, outcome, rows):
           f"{100 * row['effective_last_epoch_change']:+.1f}"]
          for row in rows],
     )
+    norms = results.markdown_table(
+        ["lambda", "caps stored as", "median outgoing norm at step 0",
+         f"after {_epochs(goal)}", f"after {args.reference_epochs} epochs",
+         "median cap change over last epoch (%)"],
+        [[f"{row['lam']:g}", row["parameterization"],
+          _cap(row["norm_start"]), _cap(row["norm_goal"]),
+          _cap(row["norm_end"]), f"{100 * row['last_epoch_change']:+.1f}"]
+         for row in rows],
+    )
     marks = sorted({0, *[s for s in (100, 250, EARLY_STEP, 1000)
                          if s < outcome["goal_step"]],
                     *[e * per_epoch for e in range(1, args.reference_epochs + 1)
@@ -362,6 +389,8 @@ def tables(args, outcome, rows):
     return (["## Caps against the goal", "", *summary, "",
              "## Effective caps (cap x norm of the unit's outgoing weights) "
              "against the goal", "", *effective, "",
+             "## The scale symmetry: outgoing weights grow, caps keep "
+             "falling", "", *norms, "",
              *[line for prefix, name in QUANTITIES.items()
                for line in (f"## Median {name} against training steps", "",
                             *trajectories[prefix], "")],
@@ -442,6 +471,33 @@ def reading(args, outcome, rows):
                 f"{args.reference_epochs}, against a converged effective "
                 f"median of {_cap(row['effective_reference'])}."
             )
+    # The symmetry leaves the task loss unchanged and scales the penalty by
+    # a^2: at any point with a cap above 0 the loss falls as a goes below 1,
+    # so training has no stationary point and the caps no converged value.
+    for lam in args.lambdas:
+        ref = next(row for row in rows if row["lam"] == lam
+                   and row["parameterization"] == REFERENCE)
+        lines.append(
+            f"- lambda {lam:g}, logarithm: the median norm of a unit's "
+            f"outgoing weights grows from {_cap(ref['norm_start'])} at step "
+            f"0 to {_cap(ref['norm_goal'])} after {_epochs(goal)} and "
+            f"{_cap(ref['norm_end'])} after {args.reference_epochs}, while "
+            f"the median cap still changes by "
+            f"{100 * ref['last_epoch_change']:+.1f}% over the last epoch."
+        )
+    lines.append(
+        "- Why: scaling the caps and the preceding Dense's kernel and bias "
+        "by a and the last kernel by 1/a leaves the task loss unchanged and "
+        "multiplies the penalty by a^2, so for any caps above 0 the total "
+        "loss falls as a goes below 1 (tests/test_experiments.py checks the "
+        "closed form). So training has no stationary point with caps above "
+        "0, and the caps no converged value: along the symmetry the loss "
+        "always falls towards smaller caps and larger outgoing weights, as "
+        "fast as the optimizer moves them, for as long as training runs. "
+        "What the tables call converged is where the caps stood after "
+        f"{args.reference_epochs} epochs, with the outgoing weights grown "
+        "to the norms above."
+    )
     goals = {
         "median_within": "The goal (median cap within 10% of its converged "
         "value after {}) is met by ",

@@ -485,6 +485,33 @@ def test_cap_learning_quick_records_caps_against_steps(shared_data_dir, tmp_path
         assert all(math.isfinite(float(cell.split(" ")[0]))
                    for cell in cells[2:])
     assert "## Median effective cap against training steps" in tables
+    # The outgoing weights' norms: effective cap over cap, per unit.
+    for run, row in zip(outcome["runs"], outcome["summary"]):
+        for when in ("goal", "end"):
+            norms = (np.array(run[f"effective_caps_at_{when}"])
+                     / np.array(run[f"caps_at_{when}"]))
+            assert row[f"norm_{when}"] == pytest.approx(np.median(norms))
+        assert row["norm_start"] == pytest.approx(
+            run["effective_quartiles"][0][1] / 100.0)
+    header = lines.index(next(line for line in lines
+                              if "median outgoing norm at step 0" in line))
+    assert lines[header].split(" | ")[2:] == [
+        "median outgoing norm at step 0", "after 1 epoch",
+        "after 3 epochs", "median cap change over last epoch (%) |",
+    ]
+    assert "## The scale symmetry: outgoing weights grow" in tables
+    assert "no stationary point" in reading
+
+
+def test_cap_learning_outgoing_norms_are_effective_caps_over_caps():
+    cap_learning = script("cap_learning")
+    run = dict(quartiles=[[100.0, 100.0, 100.0]],
+               effective_quartiles=[[30.0, 40.0, 50.0]],
+               caps_at_goal=[1.0, 2.0, 4.0],
+               effective_caps_at_goal=[3.0, 8.0, 2.0],
+               caps_at_end=[0.5, 0.5], effective_caps_at_end=[1.0, 3.0])
+    assert cap_learning.outgoing_norms(run) == dict(
+        norm_start=0.4, norm_goal=3.0, norm_end=4.0)
 
 
 @pytest.mark.parametrize("parameterization", ["log", "linear"])
