@@ -103,9 +103,16 @@ def test_saved_model_cli_gives_the_keras_classes(digits_run, tmp_path):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.slow
-def test_evaluate_and_export_commands(digits_run, capsys, tmp_path):
-    out, _ = digits_run
+def test_evaluate_and_export_commands(capsys, tmp_path, monkeypatch):
+    # Around the tiny stand-in for the backbone: the commands are tested
+    # here; MobileNetV2 is evaluated and exported in the quick start above.
+    monkeypatch.setattr(runs, "_build", tiny_retrofit)
+    out = tmp_path / "run"
+    status, _, err = run_cli(
+        capsys, "--backbone", "MobileNetV2", "--dataset", "digits",
+        "--out", str(out), *TINY, "--no-evaluate",
+    )
+    assert status == 0, err
     status, printed, err = run_cli(
         capsys, "evaluate", str(out), "--eps", "4/255", "--suite", "standard",
         "--eval-images", "8", "--apgd-steps", "2", "--square-queries", "5",

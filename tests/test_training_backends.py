@@ -5,6 +5,8 @@ The suite's own process runs TensorFlow; each test here starts Python with
 nothing on the JAX path can lean on it.
 """
 
+import contextlib
+import io
 import json
 
 import keras
@@ -229,13 +231,15 @@ def test_recipes_on_jax_train_as_on_tensorflow(run_python, tmp_path):
     script = COMPARE_SCRIPT.replace("{RECIPES!r}", repr(COMPARED)).replace(
         "WEIGHTS", repr(str(tmp_path / "initial.npz"))
     )
+    # TensorFlow in this process (the suite's backend); JAX in a fresh one
+    # without TensorFlow.
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(script, "compare_recipes", "exec"), {"__name__": "compare"})
     runs = {
-        backend: json.loads(run_python(prefix + script, env={
-            "KERAS_BACKEND": backend
-        }).splitlines()[-1])
-        for backend, prefix in (
-            ("tensorflow", ""), ("jax", BLOCK_TENSORFLOW)
-        )
+        "tensorflow": json.loads(printed.getvalue().splitlines()[-1]),
+        "jax": json.loads(run_python(
+            BLOCK_TENSORFLOW + script, env=JAX).splitlines()[-1]),
     }
     print(json.dumps(runs))
     for backend, run in runs.items():
