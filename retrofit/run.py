@@ -883,6 +883,11 @@ def run(settings, out, *, resume=False, overwrite=False, log=print):
     settings, record = _check_directory(directory, settings, resume, overwrite)
     _check_writable(directory.path)
     mixed, xla = _set_precision(settings)
+    # Seeded before the data too: tf.data's shuffle combines its own seed
+    # with TensorFlow's global one as it is when the pipeline is made, so
+    # without this the same --seed gave another order of the data after any
+    # earlier keras.utils.set_random_seed in the process.
+    keras.utils.set_random_seed(settings.seed)
     splits = load_data(settings)
     log(
         f"data: {splits.info.name}, {splits.info.num_classes} classes, images "
