@@ -247,10 +247,10 @@ class APGD(Attack):
             reduced_last_check=ops.ones(batch, "bool"),
         )
         state["x_new"] = _propose(0, state, x, **settings)
-        # The iterate's gradient and the one before it are read only by
-        # `_propose`, in the same step that sets them: they are not carried
-        # from one step to the next (two image-sized tensors fewer for the
-        # fused step to write, about a fifth of its memory traffic).
+        # The iterate's gradient and the previous iterate are read only by
+        # `_propose`, in the step that sets them: they are not carried from
+        # one step to the next (two image-sized tensors fewer for the fused
+        # step to write, about a fifth of its memory traffic).
         for key in CARRIED_NOT:
             del state[key]
         # The bookkeeping between two gradients, in one kernel: on a small
