@@ -17,7 +17,9 @@ from conftest import REPO_ROOT
 from conftest import Counting
 
 from keras_drelu import backends
+from keras_drelu import DReLU
 from keras_drelu.attacks import APGD
+from keras_drelu.attacks import BPDA
 from keras_drelu.attacks import FABT
 from keras_drelu.attacks import PGD
 from keras_drelu.attacks import Square
@@ -179,6 +181,93 @@ def test_fused_functions_are_shared_by_callers_with_the_same_settings():
     # A new shape of the tensors: a new trace of the same function.
     backends.compile(lambda x: backends.fuse(scaled, scale=1.5)(x))(x[:, 0])
     assert scaled.calls == 4
+
+
+class _TracedCalls(keras.layers.Layer):
+    """The identity, counting the calls that build a graph (traces)."""
+
+    traces = 0
+
+    def call(self, x):
+        import tensorflow as tf
+
+        if not tf.executing_eagerly():
+            type(self).traces += 1
+        return x
+
+
+def _small_capped_model():
+    keras.utils.set_random_seed(3)
+    return keras.Sequential([
+        keras.Input((6,)), _TracedCalls(), keras.layers.Dense(8),
+        DReLU(initial_max_value=0.05), keras.layers.Dense(3),
+    ])
+
+
+def test_attacks_on_one_model_share_the_traces_of_its_pass():
+    # An evaluation compiles a dozen functions around one model; each traced
+    # the model's layers (a second for MobileNetV2) until they shared them.
+    model = _small_capped_model()
+    x = np.random.default_rng(0).random((5, 6)).astype("float32")
+    y = np.array([0, 1, 2, 0, 1])
+
+    def attacks():
+        return (APGD(model, eps=0.1, steps=3, seed=0),
+                APGD(model, eps=0.2, steps=3, seed=1),
+                PGD(model, eps=0.1, steps=3, seed=0),
+                FABT(model, eps=0.1, steps=3, n_target_classes=2, seed=0),
+                Square(model, eps=0.1, n_queries=5, seed=0))
+
+    _TracedCalls.traces = 0
+    for attack in attacks():
+        attack.generate(x, y)
+    first = _TracedCalls.traces
+    # Five attacks, each tracing the model more than once on its own; shared:
+    # one trace for the batch's shape, and one for any shape.
+    assert 1 <= first <= 2
+    for attack in attacks():
+        attack.generate(x, y)
+    assert _TracedCalls.traces == first
+    # Straight through the caps, the model traces into another graph.
+    BPDA(APGD(model, eps=0.1, steps=3, seed=0)).generate(x, y)
+    assert first < _TracedCalls.traces <= 2 * first
+
+
+def test_straight_through_and_exact_passes_do_not_mix():
+    # BPDA's pass (plain-ReLU input gradients) and the exact one are traced
+    # apart: each gives, after the other ran, what it gives on a fresh copy.
+    model = _small_capped_model()
+    fresh = keras.models.clone_model(model)
+    fresh.set_weights(model.get_weights())
+    x = np.random.default_rng(1).random((8, 6)).astype("float32")
+    y = np.arange(8) % 3
+
+    def both(m):
+        exact = PGD(m, eps=0.3, steps=5, seed=0)
+        through = BPDA(PGD(m, eps=0.3, steps=5, seed=0))
+        return exact, through
+
+    exact, through = both(model)
+    exact_after = exact.generate(x, y)
+    through_after = through.generate(x, y)
+    exact_again = both(model)[0].generate(x, y)
+    np.testing.assert_array_equal(both(fresh)[1].generate(x, y), through_after)
+    np.testing.assert_array_equal(exact_again, exact_after)
+    # The two views differ on this model (caps at 0.05 mask the gradient).
+    assert not np.array_equal(exact_after, through_after)
+
+
+def test_a_shared_pass_does_not_keep_its_model_alive():
+    import gc
+    import weakref
+
+    model = _small_capped_model()
+    x = np.zeros((2, 6), "float32")
+    PGD(model, eps=0.1, steps=2, seed=0).generate(x, np.array([0, 1]))
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None
 
 
 def test_fuse_refuses_what_it_cannot_share():

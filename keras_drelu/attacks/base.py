@@ -19,6 +19,7 @@ from keras_drelu.arguments import check_positive
 from keras_drelu.arguments import check_seed
 from keras_drelu.arguments import check_within
 from keras_drelu.attacks import randomness
+from keras_drelu.layers.straight_through import straight_through_active
 from keras_drelu.outputs import final_softmax
 from keras_drelu.outputs import logits_model
 from keras_drelu.outputs import outputs_probabilities
@@ -168,11 +169,19 @@ class Attack:
         return self._logits_fn is not _log_probabilities
 
     def logits(self, x):
-        """The model's logits (see `attacks_logits`)."""
+        """The model's logits (see `attacks_logits`).
+
+        Inside compiled functions the pass is shared by every attack on the
+        same model (`keras_drelu.backends.model_pass`), one trace for each
+        state of `keras_drelu.straight_through()`.
+        """
         read = self.model if self._logits_fn is None else self._logits_fn
+        variant = straight_through_active()
         if read is _log_probabilities:
-            return _log_probabilities(self.model(x, training=False))
-        return read(x, training=False)
+            return _log_probabilities(
+                backends.model_pass(self.model, x, variant)
+            )
+        return backends.model_pass(read, x, variant)
 
     def _find_logits(self, sample):
         """Chooses what `logits` reads; `sample` decides `outputs="auto"`."""

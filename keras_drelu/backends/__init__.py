@@ -15,6 +15,8 @@ Attacks, checks and analyses are written in `keras.ops`. The few things
 - `fuse(fn, **settings)`: `fn` compiled into one kernel inside a compiled
   function (`tf.function(jit_compile=True)` on TensorFlow; `fn` itself
   elsewhere), shared by every caller with the same `fn` and settings;
+- `model_pass(model, x, variant)`: `model(x, training=False)` inside a
+  compiled function, traced once for all of them on TensorFlow;
 - `random_uniform` and `random_normal` for callers seeded as `keras.random`
   is (`None`, an int or a `keras.random.SeedGenerator`).
 
@@ -130,6 +132,46 @@ def fuse(fn, **settings):
         for keyword, value in sorted(settings.items())
     )
     return _fused(name(), fn, bound)
+
+
+def model_pass(model, x, variant=None):
+    """`model(x, training=False)`, inside a compiled function.
+
+    On TensorFlow the pass is a `tf.function` of its own, made once per
+    model (and `variant`) and called from every compiled function that
+    reads the model: the model's layers are traced into a graph once, and
+    so is its backward pass, whose functions TensorFlow caches on the
+    traced pass; the graph of each caller holds a call of it, which
+    TensorFlow inlines before it runs. An evaluation compiles a dozen
+    functions around the same model (every attack and check), and tracing
+    a large model (MobileNetV2: a second with its gradient) each time cost
+    more than running the attacks on a few inputs. Outside a compiled
+    function, on other backends (JAX traces each caller's program, PyTorch
+    runs eagerly) and inside a `tf.distribute` strategy (each replica
+    reads its own copies of the weights) the model is called directly.
+
+    Sharing is sound only if nothing else changes what the model's call
+    traces into: `variant` is anything hashable that does (e.g. whether
+    `keras_drelu.straight_through()` is active), and part of the key.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> double = compile(lambda x: model_pass(model, x) * 2.0)
+    >>> x = np.ones((1, 2), "float32")
+    >>> bool(np.allclose(double(x), 2 * model.predict(x, verbose=0)))
+    True
+
+    Args:
+        model: A Keras model or any callable taking `training=`.
+        x: The inputs, a tensor of the compiled function.
+        variant: A hashable value naming what else decides the trace.
+
+    Returns:
+        The model's outputs.
+    """
+    return _module().model_pass(model, x, variant)
 
 
 # Fused functions kept, each a few small kernels per input shape; enough for

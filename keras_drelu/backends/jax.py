@@ -40,6 +40,11 @@ def compile(fn, variables):
     return call
 
 
+def model_pass(model, x, variant):
+    del variant
+    return model(x, training=False)
+
+
 def fuse(fn):
     return fn
 

@@ -1,6 +1,7 @@
 """The TensorFlow side of `keras_drelu.backends`."""
 
 import functools
+import weakref
 
 import keras
 import tensorflow as tf
@@ -31,6 +32,28 @@ def compile(fn, variables):
     return tf.function(
         functools.partial(fn), reduce_retracing=True, autograph=False
     )
+
+
+# model -> {variant: its pass as a tf.function}; a model's passes go with it.
+_PASSES = weakref.WeakKeyDictionary()
+
+
+def model_pass(model, x, variant):
+    if tf.executing_eagerly() or tf.distribute.has_strategy():
+        return model(x, training=False)
+    try:
+        passes = _PASSES.setdefault(model, {})
+    except TypeError:  # Not weakly referenceable: never shared.
+        return model(x, training=False)
+    if variant not in passes:
+        # A weak reference: the pass must not keep its model alive.
+        model_ref = weakref.ref(model)
+        passes[variant] = tf.function(
+            lambda x: model_ref()(x, training=False),
+            reduce_retracing=True,
+            autograph=False,
+        )
+    return passes[variant](x)
 
 
 def fuse(fn):

@@ -18,6 +18,7 @@ from keras import ops
 
 from keras_drelu import backends
 from keras_drelu.evaluation.report import AttackResult
+from keras_drelu.layers.straight_through import straight_through_active
 
 
 def predictor(model, batch_size):
@@ -43,7 +44,8 @@ def predictor(model, batch_size):
     """
 
     def labels(xb):
-        return ops.cast(ops.argmax(model(xb, training=False), axis=1), "int32")
+        logits = backends.model_pass(model, xb, straight_through_active())
+        return ops.cast(ops.argmax(logits, axis=1), "int32")
 
     labels = backends.compile(labels, backends.variables_of(model))
 
