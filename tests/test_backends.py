@@ -257,6 +257,22 @@ def test_straight_through_and_exact_passes_do_not_mix():
     assert not np.array_equal(exact_after, through_after)
 
 
+def test_a_pass_traced_for_any_batch_keeps_each_callers_batch_size():
+    # After two batch sizes the pass is traced for any; APGD's loop needs
+    # its logits to keep the static batch size of its own inputs.
+    model = _small_capped_model()
+    fresh = keras.models.clone_model(model)
+    fresh.set_weights(model.get_weights())
+    x = np.random.default_rng(2).random((7, 6)).astype("float32")
+    y = np.arange(7) % 3
+    for rows in (7, 4, 1):
+        np.testing.assert_array_equal(
+            APGD(model, eps=0.2, steps=3, seed=0).generate(x[:rows], y[:rows]),
+            APGD(fresh, eps=0.2, steps=3, seed=0, batch_size=rows).generate(
+                x[:rows], y[:rows]),
+        )
+
+
 def test_a_shared_pass_does_not_keep_its_model_alive():
     import gc
     import weakref

@@ -150,6 +150,7 @@ def model_pass(model, x, variant=None):
     runs eagerly) and inside a `tf.distribute` strategy (each replica
     reads its own copies of the weights) the model is called directly.
 
+    The model's outputs hold one row per input (a classifier's logits).
     Sharing is sound only if nothing else changes what the model's call
     traces into: `variant` is anything hashable that does (e.g. whether
     `keras_drelu.straight_through()` is active), and part of the key.

@@ -18,6 +18,9 @@ def value_and_grad(fn, x):
     grad = tape.gradient(
         value, x, unconnected_gradients=tf.UnconnectedGradients.ZERO
     )
+    # A gradient through a shared pass traced for any batch size (see
+    # `model_pass`) comes back without one; it has `x`'s shape.
+    grad.set_shape(x.shape)
     return value, aux, grad
 
 
@@ -53,7 +56,14 @@ def model_pass(model, x, variant):
             reduce_retracing=True,
             autograph=False,
         )
-    return passes[variant](x)
+    outputs = passes[variant](x)
+    # After inputs of two sizes the pass is traced for any batch size: give
+    # its outputs (a row per input) the batch size of this caller's `x`,
+    # which loops over them need to keep their shapes.
+    for output in tf.nest.flatten(outputs):
+        if output.shape.rank:
+            output.set_shape(x.shape[:1].concatenate(output.shape[1:]))
+    return outputs
 
 
 def fuse(fn):
