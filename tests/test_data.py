@@ -9,6 +9,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from retrofit import data
+from retrofit.data.augmentation import PadAndCrop
 
 
 def _numpy(dataset):
@@ -413,6 +414,46 @@ def test_augmentations_keep_shape_and_range(augment):
     assert images.shape == (32, 16, 16, 3) and images.dtype == tf.float32
     assert float(tf.reduce_min(images)) >= 0.0
     assert float(tf.reduce_max(images)) <= 1.0
+
+
+@pytest.mark.parametrize("augment", ["flip", "flip-crop", "randaugment"])
+def test_the_same_seed_gives_the_same_augmented_batches(augment):
+    # Augmented in parallel, batches drew from the layers' generators in
+    # whatever order the threads ran: every run saw other data.
+    def epoch(seed):
+        splits = data.digits(image_size=16, batch_size=32, seed=seed,
+                             augment=augment, limit=256)
+        return _numpy(splits.train)[0]
+
+    first = epoch(3)
+    np.testing.assert_array_equal(epoch(3), first)
+    assert not np.array_equal(epoch(4), first)
+
+
+def test_pad_and_crop_shifts_each_image_by_its_own_offset():
+    rng = np.random.default_rng(0)
+    images = rng.random((2000, 8, 8, 2)).astype("float32")
+    shifted = PadAndCrop(4, seed=1)(images).numpy()
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    # Each output is the padded image cropped at exactly one of the 81
+    # offsets (the images are random: no two crops are equal).
+    matches = np.stack([
+        np.all(padded[:, i:i + 8, j:j + 8] == shifted, axis=(1, 2, 3))
+        for i in range(9) for j in range(9)
+    ], axis=1)
+    assert (matches.sum(axis=1) == 1).all()
+    counts = np.bincount(matches.argmax(axis=1), minlength=81)
+    # Uniform over the offsets: about 25 images each.
+    assert counts.min() >= 8 and counts.max() <= 50
+    # Within one batch the images move apart, unlike keras.layers.RandomCrop.
+    assert len(set(matches[:32].argmax(axis=1))) > 10
+    np.testing.assert_array_equal(PadAndCrop(4, seed=1)(images).numpy(), shifted)
+
+
+@pytest.mark.parametrize("pad", [0, -1, 2.0, True])
+def test_pad_and_crop_refuses_a_bad_pad(pad):
+    with pytest.raises(ValueError, match=f"pad={pad!r}"):
+        PadAndCrop(pad, seed=0)
 
 
 def test_callable_augmentation_is_clipped():

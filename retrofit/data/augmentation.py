@@ -1,8 +1,10 @@
 """Training-time augmentation with Keras' own preprocessing layers.
 
-Keras core ships `RandomFlip`, `RandomCrop`, `RandAugment`, ... since 3.x;
-keras-cv is not used (its last release pulls `keras-core` and its
-`RandAugment` fails inside `Model.fit` under Keras 3.15).
+Keras core ships `RandomFlip`, `RandAugment`, ... since 3.x; keras-cv is
+not used (its last release pulls `keras-core` and its `RandAugment` fails
+inside `Model.fit` under Keras 3.15). The crop of the CIFAR recipe is
+written here: `keras.layers.RandomCrop` draws one offset per batch, so
+every image of a batch would move the same way.
 """
 
 import functools
@@ -10,16 +12,64 @@ import functools
 import keras
 import tensorflow as tf
 
+
+class PadAndCrop:
+    """Pads each image with `pad` zeros and crops it back at its own offset.
+
+    The crop of the CIFAR recipe: each image of a batch is shifted by its
+    own random whole number of pixels, from `-pad` to `pad` along each axis
+    (uniform over the `(2 * pad + 1) ** 2` offsets), the uncovered border
+    filled with zeros. The offsets come from a `tf.random.Generator`
+    seeded with `seed`: the same seed gives the same offsets, batch after
+    batch, when the batches pass in order. Written in TensorFlow, for
+    `tf.data` pipelines, whatever the Keras backend.
+
+    Example:
+
+    >>> import numpy as np
+    >>> images = np.zeros((3, 4, 4, 1), "float32")
+    >>> images[:, 1, 2] = 1.0
+    >>> shifted = PadAndCrop(1, seed=0)(images).numpy()
+    >>> shifted.shape, float(shifted.sum(axis=(1, 2, 3)).min())
+    ((3, 4, 4, 1), 1.0)
+
+    Args:
+        pad: Largest shift in pixels, a positive int.
+        seed: Int seed of the offsets.
+    """
+
+    def __init__(self, pad, seed):
+        if isinstance(pad, bool) or not isinstance(pad, int) or pad < 1:
+            raise ValueError(
+                f"Argument `pad` should be a positive int. Received: pad={pad!r}"
+            )
+        self.pad = pad
+        self.generator = tf.random.Generator.from_seed(seed)
+
+    def __call__(self, images):
+        images = tf.convert_to_tensor(images)
+        height, width = images.shape[1], images.shape[2]
+        pad = self.pad
+        offsets = self.generator.uniform(
+            (tf.shape(images)[0], 2), 0, 2 * pad + 1, dtype=tf.int32
+        )
+        padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+        rows = offsets[:, :1] + tf.range(height)
+        columns = offsets[:, 1:] + tf.range(width)
+        cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
+        return tf.gather(cropped, columns, axis=2, batch_dims=1)
+
+
 def _flip(height, width, seed):
     return [keras.layers.RandomFlip("horizontal", seed=seed)]
 
 
 def _flip_crop(height, width, seed):
-    # The CIFAR recipe: pad by 4 pixels, crop back at random, flip.
+    # The CIFAR recipe: pad by 4 pixels, crop back at random, flip; each
+    # image its own offset and flip, the two drawn from seeds of their own.
     return [
-        keras.layers.ZeroPadding2D(4),
-        keras.layers.RandomCrop(height, width, seed=seed),
-        keras.layers.RandomFlip("horizontal", seed=seed),
+        PadAndCrop(4, seed=seed),
+        keras.layers.RandomFlip("horizontal", seed=seed + 1),
     ]
 
 
@@ -32,9 +82,25 @@ PRESETS = {"flip": _flip, "flip-crop": _flip_crop, "randaugment": _randaugment}
 
 
 def _preset(name, image_shape, seed):
+    """The preset's steps chained, Keras' random layers told they train.
+
+    Not a `keras.Sequential`: inside `tf.data` Keras runs its preprocessing
+    layers in TensorFlow whatever the backend, but a model around them
+    converts its inputs to the backend's arrays (on JAX it cannot).
+    """
     height, width, _ = image_shape
-    layers = PRESETS[name](height, width, seed)
-    return keras.Sequential(layers, name=f"augment_{name.replace('-', '_')}")
+    steps = [
+        functools.partial(step, training=True)
+        if isinstance(step, keras.layers.Layer) else step
+        for step in PRESETS[name](height, width, seed)
+    ]
+
+    def apply(images):
+        for step in steps:
+            images = step(images)
+        return images
+
+    return apply
 
 
 def augmentation(augment, image_shape, seed):
