@@ -23,7 +23,15 @@ invariant under the symmetry; it is recorded alongside the caps and
 measured against the same goal.
 
     python experiments/cap_learning.py
+    python experiments/cap_learning.py --outgoing-decay 1e-3 \
+        --out docs/results/cap_learning_decay
     python experiments/cap_learning.py --quick --out /tmp/caps
+
+`--outgoing-decay MU` adds a weight decay `MU * sum(W ** 2)` on the kernel
+`W` of the Dense after the caps (not in the paper). It breaks the symmetry:
+scaling by `a` now also multiplies the decay by `1 / a ** 2`, so the loss
+has stationary points with caps above 0, where the caps have a converged
+value to be measured against.
 
 The learning rate stays at 1e-3 and nothing stops early (the paper's
 plateau halving and early stopping are off), so that the steps measure the
@@ -82,27 +90,38 @@ OPTIONS = {
                                "final caps are the converged value"),
     "--record-every": dict(type=arguments.positive_int, default=25,
                            help="steps between two records of the caps"),
+    "--outgoing-decay": dict(type=arguments.non_negative_float, default=0.0,
+                             help="weight decay MU * sum(W ** 2) on the "
+                             "kernel W of the Dense after the caps (not in "
+                             "the paper; breaks the scale symmetry)"),
 }
 
 
 def network(args, lam, parameterization):
-    """The D-ReLU dense network of `drelu_mnist.py`, caps stored as asked."""
+    """The D-ReLU dense network of `drelu_mnist.py`, caps stored as asked,
+    with `args.outgoing_decay` (if any) on the kernel of the last Dense."""
     model = dense_network(
         (392, 196, args.units),
         ["relu", "relu", ("drelu", dict(
             lam=lam, initial_max_value=args.initial_max_value))],
         name="dense",
     )
-    if all(layer.max_value_parameterization == parameterization
-           for layer in model.layers if isinstance(layer, DReLU)):
+    decay = getattr(args, "outgoing_decay", 0.0)
+    if not decay and all(
+            layer.max_value_parameterization == parameterization
+            for layer in model.layers if isinstance(layer, DReLU)):
         return model
+    last = model.layers[-1]
 
     # The activation table builds the default form: swap the D-ReLU layer
-    # for one storing its caps otherwise, keeping every other layer.
+    # for one storing its caps otherwise, and give the last Dense its
+    # decay, keeping every other layer.
     def swap(layer):
         config = layer.get_config()
         if isinstance(layer, DReLU):
             config["max_value_parameterization"] = parameterization
+        if layer is last and decay:
+            config["kernel_regularizer"] = keras.regularizers.L2(decay)
         return layer.__class__.from_config(config)
 
     twin = keras.models.clone_model(model, clone_function=swap)
@@ -389,6 +408,8 @@ def tables(args, outcome, rows):
     return (["## Caps against the goal", "", *summary, "",
              "## Effective caps (cap x norm of the unit's outgoing weights) "
              "against the goal", "", *effective, "",
+             "## The scale symmetry, broken by the weight decay: outgoing "
+             "norms and caps" if args.outgoing_decay else
              "## The scale symmetry: outgoing weights grow, caps keep "
              "falling", "", *norms, "",
              *[line for prefix, name in QUANTITIES.items()
@@ -477,27 +498,18 @@ def reading(args, outcome, rows):
     for lam in args.lambdas:
         ref = next(row for row in rows if row["lam"] == lam
                    and row["parameterization"] == REFERENCE)
+        later = (ref["norm_goal"], ref["norm_end"])
+        moves = ("grows" if min(later) > ref["norm_start"] else "falls"
+                 if max(later) < ref["norm_start"] else "goes")
         lines.append(
             f"- lambda {lam:g}, logarithm: the median norm of a unit's "
-            f"outgoing weights grows from {_cap(ref['norm_start'])} at step "
+            f"outgoing weights {moves} from {_cap(ref['norm_start'])} at step "
             f"0 to {_cap(ref['norm_goal'])} after {_epochs(goal)} and "
             f"{_cap(ref['norm_end'])} after {args.reference_epochs}, while "
             f"the median cap still changes by "
             f"{100 * ref['last_epoch_change']:+.1f}% over the last epoch."
         )
-    lines.append(
-        "- Why: scaling the caps and the preceding Dense's kernel and bias "
-        "by a and the last kernel by 1/a leaves the task loss unchanged and "
-        "multiplies the penalty by a^2, so for any caps above 0 the total "
-        "loss falls as a goes below 1 (tests/test_experiments.py checks the "
-        "closed form). So training has no stationary point with caps above "
-        "0, and the caps no converged value: along the symmetry the loss "
-        "always falls towards smaller caps and larger outgoing weights, as "
-        "fast as the optimizer moves them, for as long as training runs. "
-        "What the tables call converged is where the caps stood after "
-        f"{args.reference_epochs} epochs, with the outgoing weights grown "
-        "to the norms above."
-    )
+    lines.append(_why(args))
     goals = {
         "median_within": "The goal (median cap within 10% of its converged "
         "value after {}) is met by ",
@@ -511,6 +523,34 @@ def reading(args, outcome, rows):
         lines.append("- " + sentence.format(_epochs(goal))
                      + (", ".join(met) or "no run") + ".")
     return lines
+
+
+def _why(args):
+    """The reading's closing line: why the caps do or do not converge."""
+    if args.outgoing_decay:
+        return (
+            "- Why: with the weight decay on the last kernel W (see the "
+            "header), scaling the caps and the preceding Dense "
+            "by a and W by 1/a leaves the task loss unchanged, multiplies "
+            "the penalty by a^2 and the decay by 1/a^2: along the symmetry "
+            "the loss has a minimum, so training can have stationary points "
+            "with caps above 0 and the caps a converged value, unless the "
+            "penalty outweighs the task (then the caps fall towards 0). "
+            "The change over the last epoch above says which."
+        )
+    return (
+        "- Why: scaling the caps and the preceding Dense's kernel and bias "
+        "by a and the last kernel by 1/a leaves the task loss unchanged and "
+        "multiplies the penalty by a^2, so for any caps above 0 the total "
+        "loss falls as a goes below 1 (tests/test_experiments.py checks the "
+        "closed form). So training has no stationary point with caps above "
+        "0, and the caps no converged value: along the symmetry the loss "
+        "always falls towards smaller caps and larger outgoing weights, as "
+        "fast as the optimizer moves them, for as long as training runs. "
+        "What the tables call converged is where the caps stood after "
+        f"{args.reference_epochs} epochs, with the outgoing weights grown "
+        "to the norms above."
+    )
 
 
 def plot(args, outcome, rows, path):
@@ -592,6 +632,13 @@ def write(outcome, args):
             "are recorded with the caps and read against the same goal, "
             "their converged value being that of the "
             f"{REFERENCE} run's end.",
+            *([] if not args.outgoing_decay else [
+                "",
+                f"Not in the paper: a weight decay {args.outgoing_decay:g} "
+                "* sum(W^2) on the kernel W of the last Dense (in the "
+                "training loss with the cap penalty), which breaks the "
+                "symmetry (scaling by a multiplies it by 1/a^2).",
+            ]),
         ],
         reduced=None,
         tables=tables(args, outcome, rows),

@@ -67,6 +67,13 @@ EXPERIMENTS = {
         "python experiments/cap_learning.py",
         "8 min",
     ),
+    "cap_learning_decay": (
+        "The same, with a weight decay on the Dense after the caps (not in "
+        "the paper), which breaks the scale symmetry",
+        "python experiments/cap_learning.py --outgoing-decay 1e-3 "
+        "--reference-epochs 10 --out docs/results/cap_learning_decay",
+        "5 min",
+    ),
     "cifar10_retrofit": (
         "D-ReLU placements (head, input) vs plain ReLU on CIFAR-10, eps "
         "curves, CPU scale",

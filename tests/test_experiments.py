@@ -503,6 +503,44 @@ def test_cap_learning_quick_records_caps_against_steps(shared_data_dir, tmp_path
     assert "no stationary point" in reading
 
 
+@pytest.mark.shared_data
+def test_cap_learning_outgoing_decay_breaks_the_symmetry(shared_data_dir,
+                                                         tmp_path):
+    import keras
+
+    from keras_drelu import DReLU
+
+    cap_learning = script("cap_learning")
+    args = argparse.Namespace(units=8, initial_max_value=100.0,
+                              outgoing_decay=1e-3)
+    for parameterization in ("log", "linear"):
+        model = cap_learning.network(args, 1.0, parameterization)
+        last = model.layers[-1]
+        assert isinstance(last, keras.layers.Dense)
+        assert last.kernel_regularizer.get_config() == {"l2": 1e-3}
+        assert all(layer.kernel_regularizer is None
+                   for layer in model.layers[:-1]
+                   if isinstance(layer, keras.layers.Dense))
+        drelu = next(layer for layer in model.layers
+                     if isinstance(layer, DReLU))
+        assert drelu.max_value_parameterization == parameterization
+        # The decay is in the training loss: 1e-3 * sum(W^2).
+        kernel = keras.ops.convert_to_numpy(last.kernel)
+        assert sum(float(loss) for loss in last.losses) == pytest.approx(
+            1e-3 * np.sum(kernel ** 2), rel=1e-5)
+    run_quick("cap_learning", shared_data_dir / "mnist.npz", tmp_path,
+              "--outgoing-decay", "1e-3", "--lambdas", "1",
+              "--parameterizations", "log")
+    table = (tmp_path / "table.md").read_text()
+    tables, reading = results.split_reading(table)
+    assert results.unquoted_numbers(reading, tables) == set()
+    assert "weight decay 0.001 * sum(W^2) on the kernel W of the last " \
+        "Dense" in table
+    assert "## The scale symmetry, broken by the weight decay" in tables
+    assert "no stationary point" not in reading
+    assert "the loss has a minimum" in reading
+
+
 def test_cap_learning_outgoing_norms_are_effective_caps_over_caps():
     cap_learning = script("cap_learning")
     run = dict(quartiles=[[100.0, 100.0, 100.0]],
