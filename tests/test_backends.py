@@ -233,12 +233,18 @@ def test_attacks_on_one_model_share_the_traces_of_its_pass():
     assert first < _TracedCalls.traces <= 2 * first
 
 
-def test_straight_through_and_exact_passes_do_not_mix():
-    # BPDA's pass (plain-ReLU input gradients) and the exact one are traced
-    # apart: each gives, after the other ran, what it gives on a fresh copy.
+def _with_fresh_copy():
+    """A small capped model and a copy of it that no attack has traced."""
     model = _small_capped_model()
     fresh = keras.models.clone_model(model)
     fresh.set_weights(model.get_weights())
+    return model, fresh
+
+
+def test_straight_through_and_exact_passes_do_not_mix():
+    # BPDA's pass (plain-ReLU input gradients) and the exact one are traced
+    # apart: each gives, after the other ran, what it gives on a fresh copy.
+    model, fresh = _with_fresh_copy()
     x = np.random.default_rng(1).random((8, 6)).astype("float32")
     y = np.arange(8) % 3
 
@@ -260,9 +266,7 @@ def test_straight_through_and_exact_passes_do_not_mix():
 def test_a_pass_traced_for_any_batch_keeps_each_callers_batch_size():
     # After two batch sizes the pass is traced for any; APGD's loop needs
     # its logits to keep the static batch size of its own inputs.
-    model = _small_capped_model()
-    fresh = keras.models.clone_model(model)
-    fresh.set_weights(model.get_weights())
+    model, fresh = _with_fresh_copy()
     x = np.random.default_rng(2).random((7, 6)).astype("float32")
     y = np.arange(7) % 3
     for rows in (7, 4, 1):

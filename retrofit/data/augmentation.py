@@ -12,6 +12,8 @@ import functools
 import keras
 import tensorflow as tf
 
+from keras_drelu.arguments import check_positive
+
 
 class PadAndCrop:
     """Pads each image with `pad` zeros and crops it back at its own offset.
@@ -39,11 +41,7 @@ class PadAndCrop:
     """
 
     def __init__(self, pad, seed):
-        if isinstance(pad, bool) or not isinstance(pad, int) or pad < 1:
-            raise ValueError(
-                f"Argument `pad` should be a positive int. Received: pad={pad!r}"
-            )
-        self.pad = pad
+        self.pad = check_positive("pad", pad, integer=True)
         self.generator = tf.random.Generator.from_seed(seed)
 
     def __call__(self, images):
@@ -81,6 +79,14 @@ def _randaugment(height, width, seed):
 PRESETS = {"flip": _flip, "flip-crop": _flip_crop, "randaugment": _randaugment}
 
 
+def _training(step):
+    """`step`, told it is training if it is a Keras layer: random layers are
+    no-ops otherwise."""
+    if isinstance(step, keras.layers.Layer):
+        return functools.partial(step, training=True)
+    return step
+
+
 def _preset(name, image_shape, seed):
     """The preset's steps chained, Keras' random layers told they train.
 
@@ -89,11 +95,7 @@ def _preset(name, image_shape, seed):
     converts its inputs to the backend's arrays (on JAX it cannot).
     """
     height, width, _ = image_shape
-    steps = [
-        functools.partial(step, training=True)
-        if isinstance(step, keras.layers.Layer) else step
-        for step in PRESETS[name](height, width, seed)
-    ]
+    steps = [_training(step) for step in PRESETS[name](height, width, seed)]
 
     def apply(images):
         for step in steps:
@@ -134,9 +136,7 @@ def augmentation(augment, image_shape, seed):
             f"None. Received: augment={augment!r}"
         )
 
-    if isinstance(augment, keras.layers.Layer):
-        # Random layers are no-ops unless told they are training.
-        augment = functools.partial(augment, training=True)
+    augment = _training(augment)
 
     def apply(images):
         return tf.clip_by_value(tf.cast(augment(images), tf.float32), 0.0, 1.0)
