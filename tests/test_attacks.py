@@ -457,6 +457,8 @@ def test_bad_calls_raise_clear_errors(model, data):
         PGD("model", eps=0.1)
     with pytest.raises(TypeError, match="wraps an `Attack`"):
         BPDA(model)
+    with pytest.raises(TypeError, match="surrogate='twin'"):
+        Transfer(PGD(model, eps=0.1), surrogate="twin")
     with pytest.raises(ValueError, match="one integer class label per input"):
         FGSM(model, eps=0.1).generate(x[:4], y[:3])
     with pytest.raises(ValueError, match="within clip_values"):

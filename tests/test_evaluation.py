@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import Counting
 
 from keras_drelu import DReLU
 from keras_drelu import SReLU
@@ -319,6 +320,56 @@ def test_eps_sweep_reaches_zero_only_without_masking(model, capped_model, data):
     capped = eps_sweep(capped_model, x, y, radii, overrides=QUICK)
     assert plain.reaches_zero() and not capped.reaches_zero()
     assert plain.eps == radii and "| accuracy |" in plain.to_markdown()
+
+
+def _relu6_model():
+    # relu6 is rewritten in a copy for BPDA and uncapped in another for the
+    # transfer attack: the surrogates are models of their own.
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(16),
+        keras.layers.ReLU(6.0), keras.layers.Dense(10),
+    ])
+
+
+def test_wrapped_attacks_of_a_suite_or_sweep_share_one_surrogate(
+    data, monkeypatch
+):
+    from keras_drelu.attacks import adaptive
+
+    model = _relu6_model()
+    made = Counting(adaptive.straight_through_model)
+    monkeypatch.setattr(adaptive, "straight_through_model", made)
+    built = build_suite("adaptive", model, {"eps": 0.1}, n_classes=10)
+    wrapped = {a.name: a for a in built.attacks if "(" in a.name}
+    assert sorted(wrapped) == [
+        "BPDA(APGD-CE)", "BPDA(APGD-T)", "Transfer(APGD-CE)"
+    ]
+    assert made.calls == 1
+    assert wrapped["BPDA(APGD-CE)"].surrogate is wrapped["BPDA(APGD-T)"].surrogate
+    assert wrapped["BPDA(APGD-CE)"].surrogate is not model
+    assert wrapped["Transfer(APGD-CE)"].surrogate is not model
+
+    x, y = data
+    made.calls = 0
+    eps_sweep(model, x[:8], y[:8], [0.05, 0.1, 0.2], attack="BPDA(PGD)",
+              overrides={"PGD": {"steps": 2}})
+    assert made.calls == 1
+
+
+def test_a_shared_surrogate_gives_the_examples_of_its_own(data):
+    from keras_drelu.attacks import BPDA
+
+    x, y = data
+    model = _relu6_model()
+    first = BPDA(PGD(model, eps=0.1, steps=3, seed=0))
+    shared = BPDA(PGD(model, eps=0.1, steps=3, seed=0),
+                  surrogate=first.surrogate)
+    alone = BPDA(PGD(model, eps=0.1, steps=3, seed=0))
+    assert shared.surrogate is first.surrogate
+    np.testing.assert_array_equal(
+        shared.generate(x[:16], y[:16]), alone.generate(x[:16], y[:16])
+    )
 
 
 def test_contains_capped_relu_searches_nested_models():

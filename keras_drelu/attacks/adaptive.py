@@ -8,6 +8,7 @@ cannot hide the gradient.
 
 import dataclasses
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -27,14 +28,26 @@ class _Wrapped(Attack):
 
     prefix = None
 
-    def __init__(self, attack):
+    def __init__(self, attack, *, surrogate=None):
         if not isinstance(attack, Attack):
             raise ArgumentTypeError(
                 f"{type(self).__name__} wraps an `Attack` instance. Received: "
                 f"attack={attack!r}"
             )
+        if surrogate is not None and not isinstance(surrogate, keras.Model):
+            raise ArgumentTypeError(
+                f"Argument `surrogate` of {type(self).__name__} should be the "
+                f"`surrogate` of another {type(self).__name__} on the same "
+                f"model, or None. Received: surrogate={surrogate!r}"
+            )
         self.attack = attack
-        self.surrogate = self._surrogate(attack.model)
+        # A surrogate made once serves every wrapper of this kind on the
+        # model (an evaluation has two BPDA attacks, a sweep one per
+        # radius): a copy is not made again, and its compiled pass is shared
+        # (`keras_drelu.backends.model_pass`).
+        self.surrogate = (
+            self._surrogate(attack.model) if surrogate is None else surrogate
+        )
         self._inner = self._on_surrogate(attack)
         super().__init__(attack.model, **_base_config(attack))
 
@@ -109,6 +122,9 @@ class BPDA(_Wrapped):
 
     Args:
         attack: A gradient `Attack`.
+        surrogate: The `surrogate` of another `BPDA` on the same model, to
+            share it (a copy is made once, its pass traced once). Defaults
+            to `None`: made from `attack.model` as above.
 
     Raises:
         ValueError: If some capped activation of the model can be neither
@@ -228,6 +244,8 @@ class Transfer(_Wrapped):
 
     Args:
         attack: A gradient `Attack` on a Sequential or functional model.
+        surrogate: The `surrogate` of another `Transfer` on the same model,
+            to share it. Defaults to `None`: `uncapped_twin(attack.model)`.
     """
 
     prefix = "Transfer"

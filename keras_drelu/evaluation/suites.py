@@ -155,7 +155,9 @@ def _check_overrides(overrides):
             )
 
 
-def build_attack(name, model, common, budgets=None, overrides=None):
+def build_attack(
+    name, model, common, budgets=None, overrides=None, surrogates=None
+):
     """Instantiates the attack `name` (e.g. `"APGD-CE"`, `"BPDA(APGD-T)"`).
 
     Example:
@@ -175,6 +177,10 @@ def build_attack(name, model, common, budgets=None, overrides=None):
         overrides: Per-attack arguments given by the user, which win over
             the others; they apply to wrapped attacks too. Defaults to
             `None`.
+        surrogates: A dict shared by the calls that build attacks on the
+            same `model`: the first `BPDA(...)` / `Transfer(...)` leaves its
+            surrogate model in it (under the wrapper's name) and the later
+            ones reuse it. Defaults to `None`: each makes its own.
 
     Returns:
         An `Attack`.
@@ -189,9 +195,13 @@ def build_attack(name, model, common, budgets=None, overrides=None):
                 f"Unknown attack wrapper {wrapper!r} in {name!r}; known: "
                 f"{sorted(WRAPPERS)}"
             )
-        return WRAPPERS[wrapper](
-            build_attack(inner, model, common, budgets, overrides)
+        surrogates = {} if surrogates is None else surrogates
+        attack = WRAPPERS[wrapper](
+            build_attack(inner, model, common, budgets, overrides),
+            surrogate=surrogates.get(wrapper),
         )
+        surrogates[wrapper] = attack.surrogate
+        return attack
     if name not in ATTACKS:
         raise ValueError(
             f"Unknown attack {name!r}; known: {sorted(ATTACKS)} and their "
@@ -244,9 +254,12 @@ class BuiltSuite:
 
 
 def _suite_attacks(spec, model, common, overrides, n_classes, built):
+    surrogates = {}
     for name in spec.attacks:
         try:
-            attack = build_attack(name, model, common, spec.budgets, overrides)
+            attack = build_attack(
+                name, model, common, spec.budgets, overrides, surrogates
+            )
         except ValueError as error:
             if name.startswith(tuple(WRAPPERS)):
                 built.flags.append(

@@ -102,6 +102,7 @@ def eps_sweep(
     y = np.asarray(y)
     accuracy = []
     name = None
+    surrogates = {}  # One BPDA/transfer surrogate for every radius.
     for eps in eps_values:
         instance = build_attack(
             attack,
@@ -115,6 +116,7 @@ def eps_sweep(
                 seed=seed,
             ),
             overrides=overrides,
+            surrogates=surrogates,
         )
         name = instance.name
         x_adv = instance.generate(x, y)
