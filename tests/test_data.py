@@ -1,5 +1,8 @@
 """Tests of `retrofit.data`: every source, the splits, augmentation, mixing."""
 
+import functools
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -9,7 +12,9 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from retrofit import data
+from retrofit.data.augmentation import OPERATIONS
 from retrofit.data.augmentation import PadAndCrop
+from retrofit.data.augmentation import RandAugment
 
 
 def _numpy(dataset):
@@ -448,6 +453,80 @@ def test_pad_and_crop_shifts_each_image_by_its_own_offset():
     # Within one batch the images move apart, unlike keras.layers.RandomCrop.
     assert len(set(matches[:32].argmax(axis=1))) > 10
     np.testing.assert_array_equal(PadAndCrop(4, seed=1)(images).numpy(), shifted)
+
+
+def _adds(amount):
+    return lambda images: images + amount
+
+
+def test_randaugment_draws_the_operations_of_each_image():
+    # Operation k adds 10**k: each image's sum tells which it went through.
+    operations = [_adds(10.0 ** k) for k in range(3)]
+    images = np.zeros((3000, 2, 2, 1), "float32")
+    once = RandAugment(num_ops=1, seed=4, operations=operations)(images)
+    once = once.numpy()[:, 0, 0, 0]
+    counts = {value: int((once == value).sum()) for value in (1.0, 10.0, 100.0)}
+    assert sum(counts.values()) == 3000
+    assert min(counts.values()) > 850  # uniform: about 1000 each
+    # Within one batch the images go different ways (keras.layers.RandAugment
+    # applies the same operations to every image of a batch).
+    assert len(set(once[:32])) == 3
+    twice = RandAugment(num_ops=2, seed=4, operations=operations)(images)
+    twice = twice.numpy()[:, 0, 0, 0]
+    # Two rounds: two operations per image, the same one twice allowed.
+    digits = np.stack([(twice // 10.0 ** k) % 10 for k in range(3)], axis=1)
+    assert (digits.sum(axis=1) == 2).all() and (digits == 2).any()
+    np.testing.assert_array_equal(
+        RandAugment(num_ops=2, seed=4, operations=operations)(images).numpy()[
+            :, 0, 0, 0], twice
+    )
+
+
+def test_the_randaugment_preset_draws_per_image():
+    from retrofit.data.augmentation import PRESETS
+
+    (step,) = PRESETS["randaugment"](16, 16, seed=3)
+    assert isinstance(step, RandAugment)
+    assert (step.num_ops, len(step.operations)) == (2, len(OPERATIONS))
+
+
+def test_randaugment_draws_anew_for_each_batch_of_a_pipeline():
+    # Keras 3.8 to 3.10 drew RandAugment's operations once, when tf.data
+    # traced the layer: every batch then went through the same ones.
+    augment = RandAugment(
+        num_ops=1, seed=0, operations=[_adds(10.0 ** k) for k in range(3)]
+    )
+    batches = tf.data.Dataset.from_tensor_slices(
+        np.zeros((64, 2, 2, 1), "float32")
+    ).batch(4).map(augment)
+    firsts = [float(batch[0, 0, 0, 0]) for batch in batches]
+    assert len(set(firsts)) == 3
+
+
+def test_randaugment_operations_keep_shape_dtype_and_range():
+    images = np.random.default_rng(0).random((8, 16, 16, 3), "float32")
+    for name in OPERATIONS:
+        augment = RandAugment(
+            seed=1, num_ops=1, operations=[
+                functools.partial(
+                    OPERATIONS[name](0.5, (0.0, 1.0), 1), training=True)
+            ],
+        )
+        out = augment(images).numpy()
+        assert out.shape == images.shape and out.dtype == np.float32, name
+        assert np.isfinite(out).all(), name
+        assert out.min() >= -1e-6 and out.max() <= 1.0 + 1e-6, name
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(num_ops=0), "num_ops=0"),
+    (dict(factor=1.5), "factor=1.5"),
+    (dict(factor=0), "factor=0"),
+    (dict(operations=[]), "operations=[]"),
+])
+def test_randaugment_refuses_bad_arguments(arguments, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RandAugment(**arguments)
 
 
 @pytest.mark.parametrize("pad", [0, -1, 2.0, True])
