@@ -17,6 +17,7 @@ import functools
 import keras
 import tensorflow as tf
 
+from keras_drelu.arguments import check_number
 from keras_drelu.arguments import check_positive
 
 
@@ -136,12 +137,7 @@ class RandAugment:
     def __init__(self, value_range=(0.0, 1.0), num_ops=2, factor=0.5,
                  seed=0, operations=None):
         self.num_ops = check_positive("num_ops", num_ops, integer=True)
-        factor = check_positive("factor", factor)
-        if factor > 1:
-            raise ValueError(
-                f"Argument `factor` should be in (0, 1]. Received: "
-                f"factor={factor!r}"
-            )
+        factor = check_number("factor", factor, low=0, high=1, closed="right")
         if operations is None:
             operations = [
                 make(factor, tuple(value_range), seed + 1 + index)
