@@ -26,8 +26,8 @@ def one_line_error(capsys, argv):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     # A retrofitted model around a tiny stand-in for the backbone: the
-    # serving signature's checks do not depend on it (MobileNetV2's export
-    # serves in tests/test_cli.py).
+    # serving signature's checks do not depend on it (`retrofit` exports
+    # MobileNetV2 in tests/test_experiments.py, pretrained_backbone --quick).
     backbone = keras.Sequential(
         [keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3)], name="tiny"
     )
