@@ -1,7 +1,7 @@
 """Throughput of our attacks on TensorFlow and JAX against IBM ART's.
 
 Run: `python benchmarks/attack_speed.py [--batch 128] [--repeats 5]
-[--copies 3] [--quick]`.
+[--copies 3] [--models dense_net shallow_cnn] [--quick]`.
 
 Both libraries attack the same Keras models (the S-ReLU paper's dense MNIST
 net and a shallow CNN, untrained: speed does not depend on the weights) on
@@ -86,7 +86,7 @@ def shallow_cnn():
     )
 
 
-MODELS = (dense_net, shallow_cnn)
+MODELS = {build.__name__: build for build in (dense_net, shallow_cnn)}
 
 
 def cases(quick):
@@ -233,8 +233,10 @@ def inputs_and_weights(batch):
         .uniform(size=(8 * batch, 28, 28, 1))
         .astype("float32")
     )
+    # Every model is built, timed or not, so that each gets the weights it
+    # has in a run of all of them.
     found = {}
-    for build in MODELS:
+    for build in MODELS.values():
         model = build()
         logits = np.sort(model.predict(pool, batch_size=batch, verbose=0))
         margins = logits[:, -1] - logits[:, -2]
@@ -255,7 +257,7 @@ def jax_child(path, args):
     """Ours on JAX: one JSON line of times and work per model and case."""
     data = np.load(path)
     results = {}
-    for build in MODELS:
+    for build in map(MODELS.get, args.models):
         prefix = f"{build.__name__}/"
         count = sum(key.startswith(prefix) for key in data.files)
         weights = [data[f"{prefix}{i}"] for i in range(count)]
@@ -281,7 +283,7 @@ def run_jax(inputs, args):
         command = [
             sys.executable, __file__, "--jax-child", path,
             "--batch", str(args.batch), "--repeats", str(args.repeats),
-            "--copies", str(args.copies),
+            "--copies", str(args.copies), "--models", *args.models,
         ] + (["--quick"] if args.quick else [])
         result = subprocess.run(
             command, capture_output=True, text=True,
@@ -350,6 +352,10 @@ def main():
         help="batch 8, steps / 10, 1 repeat, 1 copy: checks that the "
         "script runs",
     )
+    parser.add_argument(
+        "--models", nargs="+", choices=list(MODELS), default=list(MODELS),
+        help="the models to time (default: all)",
+    )
     parser.add_argument("--jax-child", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args()
     defaults = {"batch": (128, 8), "repeats": (5, 1), "copies": (3, 1)}
@@ -361,6 +367,7 @@ def main():
             parser.error(
                 f"--{option} must be at least 1, got {getattr(args, option)}"
             )
+    args.models = list(dict.fromkeys(args.models))  # Each once.
     if args.jax_child:
         jax_child(args.jax_child, args)
         return
@@ -384,7 +391,7 @@ def main():
     print(header)
     print("-" * len(header))
     xla = {}
-    for build in MODELS:
+    for build in map(MODELS.get, args.models):
         weights, x = inputs[build.__name__]
         tf_found, xla[build.__name__] = time_tensorflow(build, weights, x, args)
         for key, tf_row in tf_found.items():

@@ -217,7 +217,7 @@ DEFAULTS = dict(train_size=None, epochs=None, batch_size=None, units=128,
 QUICK = dict(train_size=256, epochs=1, freeze_epochs=1, batch_size=64,
              train_attack_steps=1, eps_ramp=0.5, eval_images=12, apgd_steps=2,
              target_classes=2, square_queries=5, seeds=[0, 1],
-             methods=["plain", "TRADES", "D-ReLU + TRADES"],
+             methods=["TRADES", "D-ReLU + TRADES"],
              lambdas=[0.1], pretrain_epochs=1, pretrain_size=200)
 OPTIONS = {
     "--setting": dict(choices=list(SETTINGS), required=True,

@@ -4,6 +4,7 @@ the digits classifiers that several test files attack, trained once per run
 """
 
 import collections
+import gc
 import pathlib
 
 import pytest
@@ -24,6 +25,17 @@ class Counting:
 
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def pytest_collection_finish(session):
+    """Puts what start-up made out of the garbage collector's sight.
+
+    TensorFlow, Keras and the collected modules live as long as the run;
+    the graphs traced by the tests make Python run full collections, each
+    of which would walk them all again.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -66,7 +78,7 @@ def _clear_keras_session():
     keras.backend.clear_session(free_memory=False)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def run_python():
     """Runs a Python snippet in a fresh interpreter; returns its stdout.
 

@@ -712,8 +712,8 @@ def test_robust_retrofit_quick_and_its_kept_rows(shared_data_dir, tmp_path,
     assert "APGD and FAB-T with 2 steps (AutoAttack: 100)" in table
     outcome = json.loads((tmp_path / "out" / "results.json").read_text())
     assert {(r["method"], r["lam"], r["seed"]) for r in outcome["rows"]} == {
-        ("plain", None, 0), ("TRADES", None, 0), ("D-ReLU + TRADES", 0.001, 0),
-        ("plain", None, 1), ("TRADES", None, 1), ("D-ReLU + TRADES", 0.001, 1),
+        ("TRADES", None, 0), ("D-ReLU + TRADES", 0.001, 0),
+        ("TRADES", None, 1), ("D-ReLU + TRADES", 0.001, 1),
         ("D-ReLU + TRADES", 0.1, 0),
     }
     for row in outcome["rows"]:

@@ -1,11 +1,13 @@
-"""The training recipes on the JAX backend, in fresh interpreters.
+"""The training recipes on the JAX backend, in a fresh interpreter.
 
-The suite's own process runs TensorFlow; each test here starts Python with
-`KERAS_BACKEND=jax` and TensorFlow blocked (`blocked_imports`), so that
-nothing on the JAX path can lean on it.
+The suite's own process runs TensorFlow; the tests here read what one
+Python started with `KERAS_BACKEND=jax` and TensorFlow blocked
+(`blocked_imports`) printed, so that nothing on the JAX path can lean on
+it. Each test's script runs there in a namespace of its own (`jax_runs`).
 """
 
 import contextlib
+import inspect
 import io
 import json
 
@@ -22,7 +24,7 @@ JAX = {"KERAS_BACKEND": "jax"}
 # Each recipe's trainer, recording what its `training_batch` hands Keras'
 # stateless step (in variables, the only way out of a jitted step), then
 # steps of `train_on_batch` compared with what the step should have seen.
-STEP_SCRIPT = BLOCK_TENSORFLOW + """
+STEP_SCRIPT = """
 import json
 import keras, numpy as np
 from keras_drelu import DReLU
@@ -141,8 +143,8 @@ print(json.dumps(out))
 """
 
 
-def test_recipes_train_through_keras_stateless_step_on_jax(run_python):
-    out = json.loads(run_python(STEP_SCRIPT, env=JAX).splitlines()[-1])
+def test_recipes_train_through_keras_stateless_step_on_jax(jax_runs):
+    out = jax_runs["step"]
     assert set(out) == {
         name for name, recipe in RECIPES.items() if recipe.adversarial
     }
@@ -220,27 +222,26 @@ COMPARED = {
 }
 
 
-@pytest.mark.slow
-def test_recipes_on_jax_train_as_on_tensorflow(run_python, tmp_path):
+@pytest.fixture(scope="module")
+def compare_script(tmp_path_factory):
+    """`COMPARE_SCRIPT` filled in, with initial weights made here."""
     keras.utils.set_random_seed(0)
     initial = keras.Sequential([
         keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(64),
         DReLU(initial_max_value=1.0), keras.layers.Dense(10),
     ])
-    np.savez(tmp_path / "initial.npz", *initial.get_weights())
-    script = COMPARE_SCRIPT.replace("{RECIPES!r}", repr(COMPARED)).replace(
-        "WEIGHTS", repr(str(tmp_path / "initial.npz"))
+    path = tmp_path_factory.mktemp("compare") / "initial.npz"
+    np.savez(path, *initial.get_weights())
+    return COMPARE_SCRIPT.replace("{RECIPES!r}", repr(COMPARED)).replace(
+        "WEIGHTS", repr(str(path))
     )
+
+
+@pytest.mark.slow
+def test_recipes_on_jax_train_as_on_tensorflow(compare_script, jax_runs):
     # TensorFlow in this process (the suite's backend); JAX in a fresh one
     # without TensorFlow.
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        exec(compile(script, "compare_recipes", "exec"), {"__name__": "compare"})
-    runs = {
-        "tensorflow": json.loads(printed.getvalue().splitlines()[-1]),
-        "jax": json.loads(run_python(
-            BLOCK_TENSORFLOW + script, env=JAX).splitlines()[-1]),
-    }
+    runs = {"tensorflow": run_here(compare_script), "jax": jax_runs["compare"]}
     print(json.dumps(runs))
     for backend, run in runs.items():
         assert run.pop("backend") == backend
@@ -302,10 +303,8 @@ print(json.dumps(out))
 
 
 @pytest.mark.slow
-def test_recipes_over_two_jax_devices_train_as_on_one(run_python):
-    out = json.loads(run_python(BLOCK_TENSORFLOW + DATA_PARALLEL_SCRIPT, env={
-        **JAX, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-    }).splitlines()[-1])
+def test_recipes_over_two_jax_devices_train_as_on_one(jax_runs):
+    out = jax_runs["data parallel"]
     for recipe in ("pgd-at", "trades"):
         one, two = out[f"{recipe} 1"], out[f"{recipe} 2"]
         assert (one["devices"], two["devices"]) == (1, 2)
@@ -313,3 +312,35 @@ def test_recipes_over_two_jax_devices_train_as_on_one(run_python):
         np.testing.assert_allclose(
             two["kernel"], one["kernel"], rtol=1e-4, atol=1e-6
         )
+
+
+def run_here(script, name="script"):
+    """Runs `script` in a namespace of its own; its last printed line, read
+    as JSON."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(script, name, "exec"), {"__name__": "__main__"})
+    return json.loads(printed.getvalue().splitlines()[-1])
+
+
+# One JAX interpreter runs every script of this file (one start-up, not
+# three), each as `run_here` runs it; the data-parallel one last, as it
+# leaves a distribution set. Two host devices, for it; the others run on the
+# first, as on one.
+JAX_RUNNER = (
+    BLOCK_TENSORFLOW + "import contextlib, io, json\n"
+    + inspect.getsource(run_here) + """
+print(json.dumps({name: run_here(code, name) for name, code in SCRIPTS}))
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def jax_runs(compare_script, run_python):
+    """Script name -> what it printed on JAX, as JSON."""
+    scripts = [("step", STEP_SCRIPT), ("compare", compare_script),
+               ("data parallel", DATA_PARALLEL_SCRIPT)]
+    runner = JAX_RUNNER.replace("SCRIPTS", repr(scripts))
+    return json.loads(run_python(runner, env={
+        **JAX, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+    }).splitlines()[-1])
