@@ -228,16 +228,6 @@ def test_help_documents_every_option(capsys):
     assert "fixed cap; required for srelu" in text
 
 
-def test_python_dash_m_entry_point():
-    result = subprocess.run(
-        [sys.executable, "-m", "retrofit", "--backbone", "Nope", "--out", "x"],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
-    assert result.returncode == 2
-    assert "retrofit: error: unknown backbone 'Nope'" in result.stderr
-
-
 def test_backbones_command(capsys):
     status, printed, _ = run_cli(capsys, "backbones")
     assert status == 0

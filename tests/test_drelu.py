@@ -363,35 +363,9 @@ class TestPrecisionAndDistribution:
         finally:
             keras.config.set_dtype_policy("float32")
 
-    @pytest.mark.slow
-    def test_mirrored_strategy_two_replicas(self, run_python):
-        out = run_python(
-            """
-            import numpy as np, tensorflow as tf
-            cpu = tf.config.list_physical_devices("CPU")[0]
-            tf.config.set_logical_device_configuration(
-                cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-            import keras
-            from keras_drelu import DReLU
-            strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-            with strategy.scope():
-                model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
-                    DReLU(initial_max_value=3.0, max_value_regularizer=1.0),
-                    keras.layers.Dense(2)])
-                model.compile(keras.optimizers.SGD(0.1),
-                    keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-            x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
-            model.fit(x, (x[:, 0] > 0).astype("int32"), epochs=2, batch_size=16, verbose=0)
-            layer = model.layers[1]
-            print(strategy.num_replicas_in_sync,
-                  type(layer.max_value_variable.value).__name__,
-                  float(tf.reduce_max(layer.max_value)))
-            """
-        )
-        replicas, variable_type, max_cap = out.split()
-        assert replicas == "2"
-        assert "Mirrored" in variable_type
-        assert float(max_cap) < 3.0
+    # Under a MirroredStrategy over two replicas: tests/test_training.py
+    # (test_mirrored_strategy_over_two_cpu_replicas trains a D-ReLU with
+    # its cap penalty there).
 
 
 class TestValidation:

@@ -136,6 +136,7 @@ def test_an_output_directory_that_cannot_be_written_is_refused_first(
 
 
 def test_a_bad_command_line_prints_one_line_in_a_real_process(tmp_path):
+    # The `python -m retrofit` entry point, in a process of its own:
     # TensorFlow's start-up lines must not bury the one-line error.
     import subprocess
     import sys

@@ -362,20 +362,24 @@ TWO_REPLICAS = textwrap.dedent(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2
     )
     import keras
+    from keras_drelu import DReLU
     from keras_drelu.training import train
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     x = np.random.default_rng(0).uniform(size=(16, 4)).astype("float32")
     data = tf.data.Dataset.from_tensor_slices((x, np.arange(16) % 3)).batch(8)
+    def layers():
+        # A D-ReLU with its cap penalty: the layer's cap variable and its
+        # loss are mirrored and scaled too.
+        return [keras.Input((4,)), keras.layers.Dense(8),
+                DReLU(initial_max_value=3.0, max_value_regularizer=0.01),
+                keras.layers.Dense(3, activation="softmax")]
+
     keras.utils.set_random_seed(0)
-    weights = keras.Sequential(
-        [keras.Input((4,)), keras.layers.Dense(3, activation="softmax")]
-    ).get_weights()
+    weights = keras.Sequential(layers()).get_weights()
 
     def build():
-        model = keras.Sequential(
-            [keras.Input((4,)), keras.layers.Dense(3, activation="softmax")]
-        )
+        model = keras.Sequential(layers())
         model.set_weights(weights)
         return model
 
@@ -390,6 +394,9 @@ TWO_REPLICAS = textwrap.dedent(
             if which is strategy:
                 kernel = trained.model.layers[0].kernel.value
                 result["mirrored_variable"] = type(kernel).__name__
+                cap = trained.model.layers[1]
+                result["mirrored_cap"] = type(cap.max_value_variable.value).__name__
+                result["largest_cap"] = float(tf.reduce_max(cap.max_value))
         result[f"{recipe}-{beta}"] = runs
     json.dump(result, open("result.json", "w"))
     """
@@ -407,6 +414,8 @@ def test_mirrored_strategy_over_two_cpu_replicas(tmp_path):
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["replicas"] == 2
     assert result["mirrored_variable"] == "MirroredVariable"
+    assert result["mirrored_cap"] == "MirroredVariable"
+    assert result["largest_cap"] < 3.0  # the penalty moved the caps
     # TRADES without its random attack term reports the same loss on two
     # replicas as on one: the per-replica scaling is undone correctly.
     two, one = result["trades-0.0"]
