@@ -229,6 +229,9 @@ def train_parser():
     evaluation.add_argument("--no-evaluate", dest="evaluate", action="store_false",
                             help="train and export only; 'retrofit evaluate' can run "
                                  "the evaluation later")
+    evaluation.add_argument("--no-export", dest="export", action="store_false",
+                            help="write no SavedModel for serving; 'retrofit export' "
+                                 "can export the run's model later")
     return parser
 
 

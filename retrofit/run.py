@@ -14,7 +14,7 @@ A run lives in one output directory:
   (`keras_drelu.evaluation.EvaluationState`), from which an interrupted
   evaluation continues with `resume=True` (`retrofit evaluate --resume`);
 - `serving/`: the SavedModel for serving (uint8 images in, probabilities
-  and class ids out).
+  and class ids out), unless the settings say `export=False`.
 
 Every file is written to a temporary name and renamed into place, so an
 interrupted run never leaves a half-written file behind; `resume=True`
@@ -231,6 +231,8 @@ class RunSettings:
         square_queries: Square's query budget (`None`: the suite's 5000).
         evaluate: Whether to run the robustness evaluation after training
             (`retrofit evaluate` can run it later).
+        export: Whether to export the SavedModel for serving at the end
+            (`retrofit export` can export it later).
         strategy: `tf.distribute` strategy name, on the TensorFlow backend.
         mixed_precision: `"auto"` (on with a GPU), `"on"` or `"off"`.
         seed: Seed of every random choice.
@@ -272,6 +274,7 @@ class RunSettings:
     apgd_steps: int | None = None
     square_queries: int | None = None
     evaluate: bool = True
+    export: bool = True
     strategy: str = "none"
     mixed_precision: str = "auto"
     seed: int = 0
@@ -930,12 +933,16 @@ def run(settings, out, *, resume=False, overwrite=False, log=print):
         log(str(report))
         record["stage"] = "evaluated"
         directory.write(record)
-    if stage < STAGES.index("exported"):
+    if stage < STAGES.index("exported") and settings.export:
         record["serving"] = export_for_serving(model, directory / "serving")
         record["stage"] = "exported"
         directory.write(record)
     log(f"model: {directory / 'model.keras'}")
-    log(f"SavedModel for serving: {record['serving']}")
+    if "serving" in record:
+        log(f"SavedModel for serving: {record['serving']}")
+    else:
+        log(f"SavedModel for serving: not exported; 'retrofit export "
+            f"{directory.path}' exports it")
     return record
 
 

@@ -117,11 +117,15 @@ def test_evaluate_and_export_commands(capsys, tmp_path, monkeypatch):
     # here (as in the quick start above).
     monkeypatch.setattr(runs, "_build", tiny_retrofit)
     out = tmp_path / "run"
-    status, _, err = run_cli(
+    status, printed, err = run_cli(
         capsys, "--backbone", "MobileNetV2", "--dataset", "digits",
-        "--out", str(out), *TINY, "--no-evaluate",
+        "--out", str(out), *TINY, "--no-evaluate", "--no-export",
     )
     assert status == 0, err
+    record = json.loads((out / "run.json").read_text())
+    assert record["stage"] == "trained" and "serving" not in record
+    assert not (out / "serving").exists()
+    assert f"not exported; 'retrofit export {out}' exports it" in printed
     status, printed, err = run_cli(
         capsys, "evaluate", str(out), "--eps", "4/255", "--suite", "standard",
         "--eval-images", "8", "--apgd-steps", "2", "--square-queries", "5",
@@ -216,7 +220,7 @@ def test_help_documents_every_option(capsys):
     text = capsys.readouterr().out
     for option in ("--backbone", "--dataset", "--placement", "--activation", "--lam",
                    "--max-value", "--epochs", "--eps", "--weights", "--resume",
-                   "--overwrite", "--suite", "--recipe", "--mixup-alpha"):
+                   "--overwrite", "--suite", "--recipe", "--mixup-alpha", "--no-export"):
         assert option in text
     assert "--head" not in text
     # Choices and their help come from the tables.
@@ -357,6 +361,7 @@ def test_adversarial_recipes_run_from_the_cli(recipe, tmp_path, capsys, monkeypa
     status, printed, err = run_cli(
         capsys, "--backbone", "MobileNetV2", "--dataset", "digits", "--out", str(out),
         *TINY, "--recipe", recipe, "--attack-steps", "2", "--no-evaluate",
+        "--no-export",
     )
     assert status == 0, err
     assert f"with recipe {recipe!r}" in printed
@@ -364,7 +369,7 @@ def test_adversarial_recipes_run_from_the_cli(recipe, tmp_path, capsys, monkeypa
     assert record["recipe"] == recipe
     assert record["recipe_settings"]["attack_steps"] == 2
     assert record["recipe_settings"]["eps"] == pytest.approx(8 / 255)
-    assert record["stage"] == "exported"
+    assert record["stage"] == "trained"
 
 
 def test_initial_max_value_auto_calibrates_the_caps(tmp_path, capsys, monkeypatch):
@@ -373,7 +378,7 @@ def test_initial_max_value_auto_calibrates_the_caps(tmp_path, capsys, monkeypatc
     status, printed, err = run_cli(
         capsys, "--backbone", "MobileNetV2", "--dataset", "digits", "--out", str(out),
         *TINY, "--initial-max-value", "auto", "--calibration-quantile", "0.9",
-        "--no-evaluate",
+        "--no-evaluate", "--no-export",
     )
     assert status == 0, err
     assert "calibrated caps of head_drelu at the 0.9 quantile" in printed
@@ -433,7 +438,7 @@ def test_inner_gradient_flag_reaches_the_recipe(given, recorded, tmp_path, capsy
     flag = ["--inner-gradient", given] if given else []
     status, _, err = run_cli(
         capsys, "--backbone", "MobileNetV2", "--dataset", "digits", "--out", str(out),
-        *TINY, "--recipe", "fgsm-at", "--no-evaluate", *flag,
+        *TINY, "--recipe", "fgsm-at", "--no-evaluate", "--no-export", *flag,
     )
     assert status == 0, err
     record = json.loads((out / "run.json").read_text())
@@ -518,7 +523,7 @@ def test_same_seed_builds_and_calibrates_the_same_model(tmp_path, capsys, monkey
         status, _, err = run_cli(
             capsys, "--backbone", "MobileNetV2", "--dataset", "digits", "--out",
             str(out), *TINY, "--initial-max-value", "auto", "--seed", str(seed),
-            "--no-evaluate",
+            "--no-evaluate", "--no-export",
         )
         assert status == 0, err
         settings = runs.RunSettings(**json.loads((out / "run.json").read_text())["settings"])
