@@ -977,7 +977,12 @@ def evaluate_existing(out, log=print, resume=False, **changes):
 
 
 def export_existing(out, to=None, log=print):
-    """Exports the model of a finished run as a SavedModel for serving."""
+    """Exports the model of a finished run as a SavedModel for serving.
+
+    Exported into the run's own `serving/` (no `to`), the path is recorded
+    in its `run.json`, as the run's own export records it; its stage is
+    left alone, so a `resume` still runs a stage the run has not finished.
+    """
     directory = RunDirectory(out)
     if not directory.exists:
         raise RunError(f"{str(directory.path)!r} holds no run (no run.json)")
@@ -985,5 +990,9 @@ def export_existing(out, to=None, log=print):
     _check_writable(target)
     model = directory.load_model()
     path = export_for_serving(model, target)
+    if to is None:
+        record = directory.read()
+        record["serving"] = path
+        directory.write(record)
     log(f"SavedModel for serving: {path}")
     return path

@@ -137,6 +137,14 @@ def test_evaluate_and_export_commands(capsys, tmp_path, monkeypatch):
     status, printed, err = run_cli(capsys, "export", str(out), "--to", str(tmp_path / "served"))
     assert status == 0, err
     assert (tmp_path / "served" / "saved_model.pb").is_file()
+    assert "serving" not in json.loads((out / "run.json").read_text())
+    # Into the run's own serving/: recorded in run.json, the stage kept.
+    status, printed, err = run_cli(capsys, "export", str(out))
+    assert status == 0, err
+    record = json.loads((out / "run.json").read_text())
+    assert record["serving"] == str(out / "serving")
+    assert record["stage"] == "trained"
+    assert (out / "serving" / "saved_model.pb").is_file()
 
 
 @pytest.mark.shared_data
