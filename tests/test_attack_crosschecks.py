@@ -70,10 +70,15 @@ def art_classifier(model, input_shape):
     APGD-DLR one 19 s, against 2.4 s and 10.5 s on its PyTorch classifier
     (this file alone, one after the other). The copy gives the same logits
     (checked here), so both attacks see one function.
+
+    PyTorch runs on one thread here: with one of its threads per core, a
+    core that the other pytest worker holds stalled each of its small ops
+    (the Square check took 47 s beside a busy core, 11 s on one thread).
     """
     import torch
     from art.estimators.classification import PyTorchClassifier
 
+    torch.set_num_threads(1)
     copy = torch_copy(model)
     x = np.random.default_rng(0).uniform(size=(16, *input_shape))
     with torch.no_grad():
