@@ -9,6 +9,7 @@ import doctest
 import importlib
 import json
 import math
+import pathlib
 import sys
 
 import numpy as np
@@ -760,6 +761,44 @@ def test_pretrained_backbone_moves_the_ramp_and_restores_the_phases():
     assert runs.PHASES is saved
     assert pretrained._ramping(pretrained.VARIANTS["pretrained"]) == [
         p.name for p in saved if p.ramps]
+
+
+@pytest.mark.parametrize("stage, reused", [
+    ("trained", False), ("evaluated", True), ("exported", True),
+])
+def test_pretrained_backbone_reuses_evaluated_runs_and_exports_none(
+    tmp_path, monkeypatch, stage, reused
+):
+    pretrained = script("pretrained_backbone")
+    args = argparse.Namespace(
+        runs=tmp_path, **(pretrained.DEFAULTS | pretrained.QUICK))
+    calls = []
+
+    def fake_retrofit(argv):
+        calls.append(argv)
+        out = pathlib.Path(argv[argv.index("--out") + 1])
+        (out / "run.json").write_text(json.dumps({"stage": "evaluated"}))
+        return 0
+
+    monkeypatch.setattr(pretrained, "retrofit", fake_retrofit)
+    name = "ramp: both"
+    argv = pretrained.command(
+        pretrained.VARIANTS[name], 0, tmp_path / "w.h5", tmp_path / "t.npz",
+        args)
+    out = tmp_path / "finetune" / "pretrained-probe-ramp-frozen+finetune-seed0"
+    out.mkdir(parents=True)
+    (out / "run.json").write_text(json.dumps({
+        "stage": stage, "argv": argv,
+        "ramp_phases": pretrained._ramping(pretrained.VARIANTS[name])}))
+    record = pretrained.retrofit_run(
+        name, 0, tmp_path / "w.h5", tmp_path / "t.npz", args)
+    assert record["argv"] == argv
+    if reused:
+        assert calls == [] and record["stage"] == stage
+    else:
+        # Run again, up to the reports: the tables need no SavedModel.
+        (called,) = calls
+        assert called[: len(argv)] == argv and "--no-export" in called
 
 
 @pytest.mark.slow
