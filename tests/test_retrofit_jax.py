@@ -65,7 +65,9 @@ def test_retrofit_trades_on_jax_exports_a_saved_model_that_serves(
     argv = [
         "--backbone", "MobileNetV2", "--dataset", "digits", "--out", str(out),
         "--weights", "none", "--units", "8", "--epochs", "1",
-        "--limit", "120", "--batch-size", "32", "--eps", "8/255",
+        # 142 digits: 128 train in whole batches of 32 (one compiled train
+        # step, not a second one for a last, smaller batch) and 14 held out.
+        "--limit", "142", "--batch-size", "32", "--eps", "8/255",
         "--recipe", "trades", "--attack-steps", "2", "--suite", "standard",
         # Keras' preprocessing layers run in TensorFlow inside tf.data; the
         # flip-crop preset failed on JAX while it was a keras.Sequential.
