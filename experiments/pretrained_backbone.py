@@ -284,7 +284,7 @@ def retrofit_run(name, seed, weights, task, args):
     stored = out / "run.json"
     if stored.is_file():
         record = json.loads(stored.read_text())
-        if (record.get("stage") in ("evaluated", "exported")
+        if (record.get("stage") in runs.STAGES[runs.STAGES.index("evaluated"):]
                 and record.get("argv") == argv
                 and record.get("ramp_phases") == _ramping(variant)):
             return record
