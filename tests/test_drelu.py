@@ -338,7 +338,7 @@ class TestRegularizer:
         assert penalised.min() >= 0.0  # non-negative by default
 
 
-class TestPrecisionAndDistribution:
+class TestMixedPrecision:
     @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
     def test_mixed_precision(self, policy):
         keras.config.set_dtype_policy(policy)
@@ -363,9 +363,9 @@ class TestPrecisionAndDistribution:
         finally:
             keras.config.set_dtype_policy("float32")
 
-    # Under a MirroredStrategy over two replicas: tests/test_training.py
-    # (test_mirrored_strategy_over_two_cpu_replicas trains a D-ReLU with
-    # its cap penalty there).
+    # D-ReLU under a MirroredStrategy over two replicas, with its cap
+    # penalty: tests/test_training.py
+    # (test_mirrored_strategy_over_two_cpu_replicas).
 
 
 class TestValidation:
