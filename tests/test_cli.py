@@ -14,7 +14,7 @@ import pytest
 from keras_drelu import DReLU
 from retrofit import run as runs
 from retrofit.cli import main
-from retrofit.placements import build_retrofit_model
+from stand_in_backbone import tiny_retrofit
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent.parent / "docs" / "results"
 TINY = [
@@ -44,12 +44,13 @@ def assert_usage_error(capsys, argv, message):
 def digits_run(tmp_path_factory):
     """One finished quick-start run, shared by the tests that inspect it.
 
-    Around a tiny stand-in for the backbone (`tiny_retrofit`), as in the
-    other tests here: they are about the command, its files and its export.
-    A real backbone goes through the same command in
-    tests/test_experiments.py (`pretrained_backbone.py --quick`: MobileNetV2
-    trained, evaluated and exported by `retrofit`); MobileNetV2 took 75 s of
-    the suite here, nearly all of it tracing.
+    Around a tiny stand-in for the backbone (`tiny_retrofit`, in
+    tests/stand_in_backbone.py), as in the other tests here: they are about
+    the command, its files and its export. A real backbone goes through the
+    same command in tests/test_experiments.py (`pretrained_backbone.py
+    --quick`: MobileNetV2 pretrained there, then probed, fine-tuned and
+    evaluated by `retrofit --weights PATH`, which stops before the export);
+    MobileNetV2 took 75 s of the suite here, nearly all of it tracing.
     """
     out = tmp_path_factory.mktemp("runs") / "digits"
     argv = ["--backbone", "MobileNetV2", "--dataset", "digits", "--out", str(out), *TINY]
@@ -166,19 +167,6 @@ def test_cifar10_subset_npz(shared_data_dir, tmp_path, capsys, monkeypatch):
     ) in printed
     record = json.loads((out / "run.json").read_text())
     assert set(record["results"]["max_values"]) == {"input_drelu"}
-
-
-def tiny_retrofit(settings, info):
-    """The run's model around a tiny stand-in for the backbone."""
-    backbone = keras.Sequential(
-        [keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3)], name="tiny"
-    )
-    return build_retrofit_model(
-        backbone, info.image_shape, info.num_classes,
-        placement=settings.placement, activation=settings.activation,
-        units=settings.units, lam=settings.lam,
-        initial_max_value=settings.initial_max_value, max_value=settings.max_value,
-    )
 
 
 def test_interrupted_run_resumes_without_repeating_epochs(tmp_path, capsys, monkeypatch):
@@ -472,7 +460,7 @@ import keras
 sys.path.insert(0, {tests!r})
 from retrofit import run as runs
 from retrofit.cli import main
-from test_cli import tiny_retrofit
+from stand_in_backbone import tiny_retrofit
 
 class Kill(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):

@@ -19,7 +19,7 @@ from keras_drelu.training import register_recipe
 from keras_drelu.training import train
 from retrofit import run as runs
 from retrofit.cli import main
-from retrofit.placements import build_retrofit_model
+from stand_in_backbone import tiny_retrofit
 
 EPS = 0.1
 
@@ -222,18 +222,6 @@ def test_a_new_setting_reaches_the_trainer():
     finally:
         del RECIPES["toy-radius"]
     assert result.settings == {"noise_radius": 0.25}
-
-
-def tiny_retrofit(settings, info):
-    """The run's model around a small stand-in backbone: fast to train."""
-    backbone = keras.Sequential(
-        [keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3)], name="tiny"
-    )
-    return build_retrofit_model(
-        backbone, info.image_shape, info.num_classes,
-        placement=settings.placement, activation=settings.activation,
-        units=settings.units, lam=settings.lam,
-    )
 
 
 def test_toy_recipe_through_the_cli(toy, tmp_path, capsys, monkeypatch):

@@ -2,6 +2,7 @@
 by a TensorFlow process without this project."""
 
 import json
+import pathlib
 
 import keras
 import numpy as np
@@ -10,29 +11,18 @@ from blocked_imports import blocking
 
 from keras_drelu import DReLU
 
-# The run's model around a tiny stand-in for the backbone (as in
-# test_cli.py): this test is about the backend, not the backbone.
 RETROFIT_SCRIPT = """
 import contextlib, io, sys
 import keras
+sys.path.insert(0, TESTS)
 from retrofit import run as runs
 from retrofit.cli import main
-from retrofit.placements import build_retrofit_model
+from stand_in_backbone import tiny_retrofit
 
 assert keras.backend.backend() == "jax"
 
-
-def tiny_retrofit(settings, info):
-    backbone = keras.Sequential(
-        [keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3)], name="tiny")
-    return build_retrofit_model(
-        backbone, info.image_shape, info.num_classes,
-        placement=settings.placement, activation=settings.activation,
-        units=settings.units, lam=settings.lam,
-        initial_max_value=settings.initial_max_value,
-        max_value=settings.max_value)
-
-
+# The run's model around a tiny stand-in for the backbone
+# (tests/stand_in_backbone.py): this test is about the backend, not the backbone.
 runs._build = tiny_retrofit
 errors = io.StringIO()
 with contextlib.redirect_stderr(errors):
@@ -75,7 +65,8 @@ def test_retrofit_trades_on_jax_exports_a_saved_model_that_serves(
         "--eval-images", "16", "--apgd-steps", "2", "--square-queries", "10",
     ]
     printed = run_python(
-        RETROFIT_SCRIPT.replace("ARGV", repr(argv)),
+        RETROFIT_SCRIPT.replace("ARGV", repr(argv)).replace(
+            "TESTS", repr(str(pathlib.Path(__file__).parent))),
         env={"KERAS_BACKEND": "jax"}, timeout=600,
     )
     assert "XLA: on" in printed

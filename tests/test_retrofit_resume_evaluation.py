@@ -9,27 +9,13 @@ from keras_drelu.evaluation import EvaluationState
 from keras_drelu.evaluation.cascade import Cascade
 from retrofit import run as runs
 from retrofit.cli import main
-from retrofit.placements import build_retrofit_model
+from stand_in_backbone import tiny_retrofit
 
 QUICK = [
     "--weights", "none", "--units", "8", "--epochs", "1", "--limit", "120",
     "--batch-size", "32", "--eval-images", "16", "--apgd-steps", "2",
     "--square-queries", "10",
 ]
-
-
-def tiny_retrofit(settings, info):
-    """The run's model around a tiny stand-in for the backbone."""
-    backbone = keras.Sequential(
-        [keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3)], name="tiny"
-    )
-    return build_retrofit_model(
-        backbone, info.image_shape, info.num_classes,
-        placement=settings.placement, activation=settings.activation,
-        units=settings.units, lam=settings.lam,
-        initial_max_value=settings.initial_max_value,
-        max_value=settings.max_value,
-    )
 
 
 @pytest.fixture
