@@ -8,6 +8,7 @@ from keras_drelu import MaxValueRegularizer
 from keras_drelu import SReLU
 from keras_drelu import max_values
 from keras_drelu.layers.splash import SPLASH
+from retrofit.export import export_for_serving
 from retrofit.placements import PLACEMENTS
 from retrofit.placements import backbone_layer
 from retrofit.placements import build_retrofit_model
@@ -185,24 +186,37 @@ def test_bad_arguments(kwargs, message):
 def test_retrofit_model_file_loads_after_import_retrofit(tmp_path, run_python):
     # A run's model.keras holds retrofit's own preprocessing layer: a fresh
     # process that imports `retrofit` (nothing else of it) must load it.
+    # Its SavedModel, the run's export of a real backbone, serves in it too.
     model = build_retrofit_model(
         "MobileNetV3Small", (32, 32, 1), 3, units=8, lam=1e-3, weights=None
     )
-    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 1)).astype("float32")
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 1), np.uint8)
+    x = images.astype("float32") / 255.0
     model.save(tmp_path / "model.keras")
+    export_for_serving(model, str(tmp_path / "serving"))
     np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "images.npy", images)
     printed = run_python(
         f"""
-        import numpy as np, keras
+        import numpy as np, keras, tensorflow as tf
         import retrofit
         model = keras.saving.load_model({str(tmp_path / 'model.keras')!r})
         np.save({str(tmp_path / 'y.npy')!r}, keras.ops.convert_to_numpy(
             model(np.load({str(tmp_path / 'x.npy')!r}))))
         print(type(model.get_layer("preprocess")).__name__)
+        serve = tf.saved_model.load({str(tmp_path / 'serving')!r}).signatures[
+            "serving_default"]
+        served = serve(images=tf.constant(np.load({str(tmp_path / 'images.npy')!r})))
+        np.save({str(tmp_path / 'p.npy')!r}, served["probabilities"].numpy())
         """
     )
     assert printed.split() == ["BackbonePreprocessing"]
+    logits = keras.ops.convert_to_numpy(model(x))
     np.testing.assert_allclose(
-        np.load(tmp_path / "y.npy"), keras.ops.convert_to_numpy(model(x)),
+        np.load(tmp_path / "y.npy"), logits, rtol=1e-5, atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        np.load(tmp_path / "p.npy"),
+        keras.ops.convert_to_numpy(keras.ops.softmax(logits)),
         rtol=1e-5, atol=1e-6,
     )
