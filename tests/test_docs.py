@@ -168,8 +168,8 @@ def canonical(command):
 
 
 def recorded_runs():
-    """Command -> the outputs of its recordings (one a file of docs/runs
-    that runs it), or `None` where no output is kept."""
+    """Command -> the outputs of its recordings in docs/runs (one for each
+    file that runs it), or `None` where no output is kept."""
     runs = {}
     for line in (REPO / ".ci" / "run").read_text().splitlines():
         if line.strip() and not line.startswith(("#", "set ", "cd ", "export ")):
